@@ -1,0 +1,1 @@
+"""Data: tokenizers, datasets, packing into blocks and batch loading."""

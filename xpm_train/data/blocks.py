@@ -1,0 +1,40 @@
+"""Stage data made of packed token blocks (pretraining, continued training)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xpm_train.data.datasets import TextDataset
+from xpm_train.data.loader import Batch, StepBatches, eval_batches
+from xpm_train.data.packing import PackedData, prepare_data
+from xpm_train.data.tokenizers import Tokenizer
+
+
+@dataclass
+class BlockData:
+    """Shuffled training blocks by step and the held-out blocks of one dataset."""
+
+    packed: PackedData
+    batch_size: int
+    seed: int
+    pad_id: int
+    max_eval_batches: int
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: TextDataset, tokenizer: Tokenizer, seq_len: int, batch_size: int,
+        eval_fraction: float, max_eval_batches: int, seed: int,
+    ) -> BlockData:
+        packed = prepare_data(dataset, tokenizer, seq_len, eval_fraction, seed)
+        return cls(packed, batch_size, seed, tokenizer.pad_id, max_eval_batches)
+
+    @property
+    def tokens_per_sample(self) -> int:
+        return self.packed.train.shape[1] - 1
+
+    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+        return StepBatches(self.packed.train, self.batch_size, accum_steps, self.seed)
+
+    def eval_batches(self, batch_size: int) -> list[Batch]:
+        return eval_batches(self.packed.eval, batch_size, self.max_eval_batches, self.pad_id)

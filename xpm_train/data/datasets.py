@@ -1,0 +1,156 @@
+"""Text datasets: each yields documents (strings); packing and splitting happen downstream."""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+from experimaestro import Config, Param, field
+
+from xpm_train.registry import register
+
+ARITHMETIC_OPERATIONS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+}
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, empty or malformed."""
+
+
+class TextDataset(Config):
+    """Base class: a deterministic list of text documents."""
+
+    def documents(self) -> list[str]:
+        raise NotImplementedError
+
+
+@register("dataset", "arithmetic")
+class ArithmeticDataset(TextDataset):
+    """Generated arithmetic facts such as ``17+25=42``, one fact per document.
+
+    Facts are distinct and drawn without replacement, so a held-out split contains facts the
+    model never saw; exact-match accuracy of the answer after ``=`` measures what it learned.
+    """
+
+    n_examples: Param[int] = field(default=4000)
+    """Number of distinct facts"""
+    max_operand: Param[int] = field(default=99)
+    """Operands are drawn from 0..max_operand"""
+    operations: Param[list[str]] = field(default=["+"])
+    """Operations among + - *"""
+    seed: Param[int] = field(default=0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """The (prompt, answer) pairs, e.g. ``("17+25=", "42")``."""
+        unknown = sorted(set(self.operations) - set(ARITHMETIC_OPERATIONS))
+        if unknown or not self.operations:
+            raise DatasetError(
+                f"arithmetic dataset: operations {self.operations} must be a non-empty subset of "
+                f"{sorted(ARITHMETIC_OPERATIONS)}"
+            )
+        side = self.max_operand + 1
+        total = side * side * len(self.operations)
+        if not 0 < self.n_examples <= total:
+            raise DatasetError(
+                f"arithmetic dataset: n_examples={self.n_examples} must be between 1 and {total} "
+                f"(the number of distinct facts with max_operand={self.max_operand} and "
+                f"{len(self.operations)} operation(s))"
+            )
+        rng = np.random.default_rng(self.seed)
+        chosen = rng.choice(total, size=self.n_examples, replace=False)
+        pairs = []
+        for index in chosen.tolist():
+            op = self.operations[index // (side * side)]
+            a, b = divmod(index % (side * side), side)
+            pairs.append((f"{a}{op}{b}=", str(ARITHMETIC_OPERATIONS[op](a, b))))
+        return pairs
+
+    def documents(self) -> list[str]:
+        return [prompt + answer for prompt, answer in self.problems()]
+
+
+def _split_text(text: str, unit: str) -> list[str]:
+    if unit == "file":
+        parts = [text]
+    elif unit == "paragraph":
+        parts = text.split("\n\n")
+    else:
+        parts = text.split("\n")
+    return [part for part in parts if part.strip()]
+
+
+@register("dataset", "text_files")
+class TextFiles(TextDataset):
+    """Local text files: one file, a glob pattern, or a directory (all files below it)."""
+
+    path: Param[str]
+    """A file, a glob pattern (``data/*.txt``) or a directory"""
+    unit: Param[str] = field(default="paragraph")
+    """What makes one document: ``file``, ``paragraph`` (blank-line separated) or ``line``"""
+
+    def files(self) -> list[Path]:
+        path = Path(self.path).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            files = [path]
+        else:
+            files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            files = [p for p in files if p.is_file()]
+        if not files:
+            raise DatasetError(
+                f"text_files dataset: path {self.path!r} matches no file; give an existing file, "
+                "a directory or a glob pattern such as 'data/*.txt'"
+            )
+        return files
+
+    def documents(self) -> list[str]:
+        if self.unit not in ("file", "paragraph", "line"):
+            raise DatasetError(
+                f"text_files dataset: unit {self.unit!r} is not one of file, paragraph, line"
+            )
+        docs = [
+            doc
+            for file in self.files()
+            for doc in _split_text(file.read_text(encoding="utf-8"), self.unit)
+        ]
+        if not docs:
+            raise DatasetError(f"text_files dataset: {self.path!r} contains no text")
+        return docs
+
+
+@register("dataset", "jsonl")
+class JsonlText(TextDataset):
+    """A JSON-lines file whose records hold the text in one field."""
+
+    path: Param[str]
+    text_field: Param[str] = field(default="text")
+
+    def documents(self) -> list[str]:
+        path = Path(self.path).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"jsonl dataset: file {self.path!r} does not exist")
+        docs = []
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
+                if not isinstance(record, dict) or not isinstance(
+                    record.get(self.text_field), str
+                ):
+                    raise DatasetError(
+                        f"{path}:{number}: record has no string field {self.text_field!r}"
+                    )
+                docs.append(record[self.text_field])
+        if not docs:
+            raise DatasetError(f"jsonl dataset: {path} holds no record")
+        return docs

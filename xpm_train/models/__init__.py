@@ -1,0 +1,1 @@
+"""Models: typed configurations and their flax.nnx implementations."""

@@ -1,0 +1,1 @@
+"""Optimisation: optimizers and learning-rate schedules."""

@@ -1,0 +1,97 @@
+"""Registered names of components, so that YAML files can select a `Config` class by name.
+
+A component spec is a mapping such as ``{"name": "cosine", "lr": 3e-3}``: ``name`` picks the class
+registered under that kind, the other keys are its parameters (checked by experimaestro).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from experimaestro import Config
+
+ConfigType = TypeVar("ConfigType", bound=type[Config])
+
+#: The modules whose import registers the built-in components.
+COMPONENT_MODULES = (
+    "xpm_train.data.tokenizers",
+    "xpm_train.data.datasets",
+    "xpm_train.models.config",
+    "xpm_train.optim.optimizers",
+    "xpm_train.optim.schedules",
+)
+
+_REGISTRY: dict[str, dict[str, type[Config]]] = {}
+
+
+class ComponentError(ValueError):
+    """A component spec names an unknown component or gives it invalid parameters."""
+
+
+def register(kind: str, name: str) -> Callable[[ConfigType], ConfigType]:
+    """Class decorator: make ``cls`` selectable as ``{"name": name, ...}`` for ``kind``."""
+
+    def decorator(cls: ConfigType) -> ConfigType:
+        entries = _REGISTRY.setdefault(kind, {})
+        if name in entries and entries[name] is not cls:
+            raise ValueError(f"{kind} name {name!r} is already registered by {entries[name]}")
+        entries[name] = cls
+        return cls
+
+    return decorator
+
+
+def _ensure_registered() -> None:
+    for module in COMPONENT_MODULES:
+        importlib.import_module(module)
+
+
+def registered(kind: str) -> dict[str, type[Config]]:
+    """The classes registered for ``kind``, by name."""
+    _ensure_registered()
+    if kind not in _REGISTRY:
+        raise ComponentError(f"Unknown component kind {kind!r}; known kinds: {sorted(_REGISTRY)}")
+    return dict(_REGISTRY[kind])
+
+
+def build(kind: str, spec: Mapping[str, Any] | Config, where: str = "") -> Config:
+    """Build the Config described by ``spec`` (a mapping with a ``name`` key, or a Config).
+
+    ``where`` names the place of the spec (e.g. ``pretrain.model``) in error messages.
+    """
+    if isinstance(spec, Config):
+        return spec
+    label = where or kind
+    if not isinstance(spec, Mapping):
+        raise ComponentError(
+            f"{label}: expected a mapping with a 'name' key selecting a {kind}, got {spec!r}"
+        )
+    choices = registered(kind)
+    params = dict(spec)
+    name = params.pop("name", None)
+    if name not in choices:
+        raise ComponentError(
+            f"{label}.name: unknown {kind} {name!r}; available: {', '.join(sorted(choices))}"
+        )
+    cls = choices[name]
+    allowed = sorted(
+        key for key, arg in cls.__getxpmtype__().arguments.items() if not arg.generator
+    )
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        close = {key: difflib.get_close_matches(key, allowed, n=1) for key in unknown}
+        hints = ", ".join(
+            f"{key!r}" + (f" (did you mean {close[key][0]!r}?)" if close[key] else "")
+            for key in unknown
+        )
+        raise ComponentError(
+            f"{label}: unknown parameter(s) {hints} for {kind} {name!r}; "
+            f"its parameters are: {', '.join(allowed)}"
+        )
+    try:
+        return cls.C(**params)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ComponentError(f"{label} ({kind} {name!r}): {error}") from error

@@ -1,0 +1,1 @@
+"""experimaestro tasks: the trainer stages and their checkpoint outputs."""

@@ -1,0 +1,244 @@
+"""The one training loop every stage runs; stages differ by objective and data only."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+from flax import nnx
+
+from xpm_train.data.loader import Batch, Prefetcher
+from xpm_train.optim.optimizers import Optimizer
+from xpm_train.optim.schedules import Schedule
+from xpm_train.training.checkpoint import CheckpointStore
+from xpm_train.training.mesh import batch_sharding, data_parallel_size, make_mesh
+from xpm_train.training.metrics import MetricsLog, read_metrics
+from xpm_train.training.objectives import LossOutput, Objective
+from xpm_train.training.result import TrainResult
+from xpm_train.training.state import (
+    ModelDef, Params, abstract_state, create_state, init_params, model_def, state_shardings,
+)
+from xpm_train.training.step import make_eval_step, make_train_step
+
+logger = logging.getLogger("xpm_train")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite."""
+
+
+class StageData(Protocol):
+    """A stage's data: training batches by step, held-out batches."""
+
+    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+        """The function step -> batch shaped ``(accum_steps, batch_size // accum_steps, ...)``."""
+        ...
+
+    def eval_batches(self, batch_size: int) -> list[Batch]: ...
+
+    @property
+    def tokens_per_sample(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    total_steps: int
+    batch_size: int
+    """Sequences per optimizer step (the global batch)"""
+    micro_batch_size: int
+    """Sequences per device and forward/backward pass"""
+    seed: int
+    eval_interval: int
+    log_interval: int = 10
+    checkpoint_interval: int = 100
+    keep_checkpoints: int = 2
+    model_parallel: int = 1
+    prefetch: int = 2
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    checkpoints: Path
+    metrics: Path
+    result: Path
+
+
+@dataclass
+class Stage:
+    """What a stage brings to the loop."""
+
+    make_model: Callable[[], nnx.Module]
+    objective: Objective
+    optimizer: Optimizer
+    schedule: Schedule
+    data: StageData
+    initial_params: Callable[[ModelDef], Params] | None = None
+    """Parameters to start from (default: a fresh initialisation)"""
+    frozen: Callable[[ModelDef], Any] | None = None
+    """What the objective needs besides the trained parameters (e.g. a reference model)"""
+
+
+def accumulation_steps(settings: LoopSettings, data_parallel: int) -> int:
+    per_step = settings.micro_batch_size * data_parallel
+    if settings.batch_size % per_step:
+        raise ValueError(
+            f"batch_size={settings.batch_size} is not divisible by micro_batch_size="
+            f"{settings.micro_batch_size} x {data_parallel} data-parallel device(s)"
+        )
+    return settings.batch_size // per_step
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else (
+        f"{seconds // 60}m{seconds % 60:02d}s")
+
+
+class _Trainer:
+    def __init__(self, stage: Stage, settings: LoopSettings, paths: RunPaths,
+                 on_progress: Callable[[float, str], None] | None):
+        self.stage, self.settings, self.paths = stage, settings, paths
+        self.on_progress = on_progress or (lambda fraction, desc: None)
+        self.mesh = make_mesh(settings.model_parallel)
+        self.accum = accumulation_steps(settings, data_parallel_size(self.mesh))
+        self.definition = model_def(stage.make_model, self.mesh)
+        stage.schedule.check(settings.total_steps)
+        self.learning_rate = stage.schedule.build(settings.total_steps)
+        self.tx = stage.optimizer.build(self.learning_rate)
+        self.shardings = state_shardings(self.definition, self.tx, self.mesh)
+        self.store = CheckpointStore(paths.checkpoints, settings.keep_checkpoints)
+        self.train_sharding = batch_sharding(self.mesh, 3, 1)
+        self.eval_sharding = batch_sharding(self.mesh, 2, 0)
+        self.train_step = jax.jit(
+            make_train_step(self.definition, stage.objective, self.tx, self.learning_rate),
+            in_shardings=(self.shardings, self.train_sharding, None),
+            out_shardings=(self.shardings, None),
+            donate_argnums=(0,),
+        )
+        self.eval_step = jax.jit(make_eval_step(self.definition, stage.objective))
+
+    def initial_state(self) -> tuple[Any, int, dict[str, float]]:
+        latest = self.store.latest_step()
+        if latest is not None:
+            target = abstract_state(self.definition, self.tx, self.shardings)
+            state, meta = self.store.restore(latest, target)
+            logger.info("Resuming from checkpoint %s (step %d)", self.store.directory, latest)
+            return state, int(meta["step"]), dict(meta.get("metrics", {}))
+        if self.stage.initial_params is not None:
+            params = self.stage.initial_params(self.definition)
+        else:
+            params = init_params(self.stage.make_model, self.definition)
+        return create_state(params, self.tx, self.settings.seed, self.shardings), 0, {}
+
+    def evaluate(self, params: Params, batches: list[Batch], frozen: Any) -> dict[str, float]:
+        if not batches:
+            return {}
+        totals: LossOutput | None = None
+        for batch in batches:
+            out = self.eval_step(params, jax.device_put(batch, self.eval_sharding), frozen)
+            totals = out if totals is None else jax.tree.map(np.add, totals, out)
+        assert totals is not None
+        totals = jax.device_get(totals)
+        weight = max(float(totals.weight), 1e-9)
+        metrics = {"eval/loss": float(totals.loss_sum) / weight}
+        metrics["eval/perplexity"] = math.exp(min(metrics["eval/loss"], 50.0))
+        metrics.update({f"eval/{k}": float(v) / weight for k, v in totals.metric_sums.items()})
+        return metrics
+
+    def check_finite(self, step: int, metrics: dict[str, Any]) -> dict[str, float]:
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        bad = {k: v for k, v in values.items() if k in ("loss", "grad_norm")
+               and not math.isfinite(v)}
+        if bad:
+            latest = self.store.latest_step()
+            kept = (f"the last good checkpoint is step {latest} in {self.store.directory}"
+                    if latest is not None else "no checkpoint was written yet")
+            raise NonFiniteLossError(
+                f"training diverged at step {step}: "
+                + ", ".join(f"{k}={v}" for k, v in bad.items())
+                + f"; {kept}. Lower the learning rate or raise the warmup, then rerun."
+            )
+        return values
+
+    def run(self) -> TrainResult:
+        began = time.perf_counter()
+        settings, stage = self.settings, self.stage
+        total = settings.total_steps
+        with jax.set_mesh(self.mesh):
+            state, start, last = self.initial_state()
+            frozen = stage.frozen(self.definition) if stage.frozen is not None else None
+            log = MetricsLog(self.paths.metrics, resume_step=start)
+            eval_steps = [r["step"] for r in read_metrics(self.paths.metrics, "eval")]
+            last_eval = max(eval_steps, default=-1)
+            eval_batch_size = settings.micro_batch_size * data_parallel_size(self.mesh)
+            eval_data = stage.data.eval_batches(eval_batch_size)
+            tokens_per_step = settings.batch_size * stage.data.tokens_per_sample
+            prefetcher = Prefetcher(
+                stage.data.train_batches(self.accum), start, total,
+                place=lambda batch: jax.device_put(batch, self.train_sharding),
+                depth=settings.prefetch,
+            )
+            pending: tuple[int, Any] | None = None
+            window_start, window_steps, paused = time.perf_counter(), 0, 0.0
+            try:
+                for step in range(start, total):
+                    state, metrics = self.train_step(state, next(prefetcher), frozen)
+                    if pending is not None:
+                        self.check_finite(*pending)
+                    pending = (step, metrics)
+                    done, window_steps = step + 1, window_steps + 1
+                    if done % settings.log_interval == 0 or done == total:
+                        last = self.check_finite(step, metrics)
+                        elapsed = time.perf_counter() - window_start - paused
+                        last["tokens_per_s"] = tokens_per_step * window_steps / max(elapsed, 1e-9)
+                        eta = (total - done) * elapsed / window_steps
+                        log.write({"kind": "train", "step": done, **last})
+                        desc = f"step {done}/{total} loss {last['loss']:.4f}"
+                        print(f"{desc} lr {last['lr']:.2e} grad_norm {last['grad_norm']:.3f} "
+                              f"tok/s {last['tokens_per_s']:.0f} eta {_format_duration(eta)}",
+                              flush=True)
+                        self.on_progress(done / total, desc)
+                        window_start, window_steps, paused = time.perf_counter(), 0, 0.0
+                    if eval_data and (done % settings.eval_interval == 0 or done == total):
+                        pause = time.perf_counter()
+                        last.update(self.evaluate(state.params, eval_data, frozen))
+                        log.write({"kind": "eval", "step": done,
+                                   **{k: v for k, v in last.items() if k.startswith("eval/")}})
+                        last_eval = done
+                        paused += time.perf_counter() - pause
+                    if done % settings.checkpoint_interval == 0 or done == total:
+                        pause = time.perf_counter()
+                        self.check_finite(step, metrics)
+                        self.store.save(state, {"step": done, "samples": done *
+                                                settings.batch_size, "metrics": last})
+                        paused += time.perf_counter() - pause
+            finally:
+                prefetcher.close()
+            if eval_data and last_eval != total:
+                last.update(self.evaluate(state.params, eval_data, frozen))
+                log.write({"kind": "eval", "step": total,
+                           **{k: v for k, v in last.items() if k.startswith("eval/")}})
+        self.store.close()
+        self.on_progress(1.0, f"done: {total} steps")
+        result = TrainResult(step=total, checkpoint=str(self.store.directory / str(total)),
+                             metrics=last, wall_time_s=time.perf_counter() - began)
+        result.write(self.paths.result)
+        return result
+
+
+def train(
+    stage: Stage,
+    settings: LoopSettings,
+    paths: RunPaths,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> TrainResult:
+    """Train ``stage`` for ``settings.total_steps``, resuming from the latest checkpoint in
+    ``paths.checkpoints`` if there is one."""
+    return _Trainer(stage, settings, paths, on_progress).run()

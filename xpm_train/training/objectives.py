@@ -1,0 +1,63 @@
+"""Objectives: what a stage optimises, as a loss over one micro-batch.
+
+An objective returns *sums* and a weight (e.g. the number of target tokens, or of preference
+pairs) so that gradient accumulation over micro-batches and evaluation over many batches give
+exactly the weighted mean of one big batch. ``frozen`` carries what the objective needs besides
+the trained parameters (e.g. a reference model's parameters); it never receives gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+Batch = dict[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """``loss_sum / weight`` is the loss; each ``metric_sums[k] / weight`` a logged metric."""
+
+    loss_sum: jax.Array
+    weight: jax.Array
+    metric_sums: dict[str, jax.Array]
+
+
+jax.tree_util.register_dataclass(
+    LossOutput, data_fields=["loss_sum", "weight", "metric_sums"], meta_fields=[]
+)
+
+
+class Objective(Protocol):
+    """The stage-specific part of training."""
+
+    def __call__(
+        self, model: nnx.Module, batch: Batch, frozen: Any, rngs: nnx.Rngs | None
+    ) -> LossOutput:
+        """Loss of ``model`` on ``batch``; ``rngs`` is None for evaluation (no dropout)."""
+        ...
+
+
+def token_cross_entropy(
+    logits: jax.Array, targets: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Sum of masked next-token cross-entropies and the number of counted tokens."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    return jnp.sum(losses * mask), jnp.sum(mask)
+
+
+class NextTokenPrediction:
+    """Causal language modelling: mean cross-entropy of every next token of the block."""
+
+    def __call__(
+        self, model: nnx.Module, batch: Batch, frozen: Any, rngs: nnx.Rngs | None
+    ) -> LossOutput:
+        tokens = batch["tokens"]
+        logits = model(tokens[:, :-1], rngs=rngs)
+        loss_sum, count = token_cross_entropy(logits, tokens[:, 1:], batch["mask"])
+        return LossOutput(loss_sum=loss_sum, weight=count, metric_sums={})
