@@ -28,6 +28,9 @@ class TextDataset(Config):
     def documents(self) -> list[str]:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Cheap checks run at planning time (files exist, parameters in range)."""
+
 
 @register("dataset", "arithmetic")
 class ArithmeticDataset(TextDataset):
@@ -45,8 +48,7 @@ class ArithmeticDataset(TextDataset):
     """Operations among + - *"""
     seed: Param[int] = field(default=0)
 
-    def problems(self) -> list[tuple[str, str]]:
-        """The (prompt, answer) pairs, e.g. ``("17+25=", "42")``."""
+    def check(self) -> None:
         unknown = sorted(set(self.operations) - set(ARITHMETIC_OPERATIONS))
         if unknown or not self.operations:
             raise DatasetError(
@@ -61,6 +63,12 @@ class ArithmeticDataset(TextDataset):
                 f"(the number of distinct facts with max_operand={self.max_operand} and "
                 f"{len(self.operations)} operation(s))"
             )
+
+    def problems(self) -> list[tuple[str, str]]:
+        """The (prompt, answer) pairs, e.g. ``("17+25=", "42")``."""
+        self.check()
+        side = self.max_operand + 1
+        total = side * side * len(self.operations)
         rng = np.random.default_rng(self.seed)
         chosen = rng.choice(total, size=self.n_examples, replace=False)
         pairs = []
@@ -93,6 +101,13 @@ class TextFiles(TextDataset):
     unit: Param[str] = field(default="paragraph")
     """What makes one document: ``file``, ``paragraph`` (blank-line separated) or ``line``"""
 
+    def check(self) -> None:
+        if self.unit not in ("file", "paragraph", "line"):
+            raise DatasetError(
+                f"text_files dataset: unit {self.unit!r} is not one of file, paragraph, line"
+            )
+        self.files()
+
     def files(self) -> list[Path]:
         path = Path(self.path).expanduser()
         if path.is_dir():
@@ -110,10 +125,7 @@ class TextFiles(TextDataset):
         return files
 
     def documents(self) -> list[str]:
-        if self.unit not in ("file", "paragraph", "line"):
-            raise DatasetError(
-                f"text_files dataset: unit {self.unit!r} is not one of file, paragraph, line"
-            )
+        self.check()
         docs = [
             doc
             for file in self.files()
@@ -131,10 +143,13 @@ class JsonlText(TextDataset):
     path: Param[str]
     text_field: Param[str] = field(default="text")
 
-    def documents(self) -> list[str]:
-        path = Path(self.path).expanduser()
-        if not path.is_file():
+    def check(self) -> None:
+        if not Path(self.path).expanduser().is_file():
             raise DatasetError(f"jsonl dataset: file {self.path!r} does not exist")
+
+    def documents(self) -> list[str]:
+        self.check()
+        path = Path(self.path).expanduser()
         docs = []
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):

@@ -84,7 +84,7 @@ class Pretrain(ResumableTask):
         if self.seq_len > self.model.max_seq_len:
             errors.append(f"seq_len={self.seq_len} exceeds the model's max_seq_len="
                           f"{self.model.max_seq_len}")
-        for part in (self.model.check, lambda: self.schedule.check(total)):
+        for part in (self.model.check, self.dataset.check, lambda: self.schedule.check(total)):
             try:
                 part()
             except ValueError as error:

@@ -190,6 +190,11 @@ class _Trainer:
             try:
                 for step in range(start, total):
                     state, metrics = self.train_step(state, next(prefetcher), frozen)
+                    if step == start:  # compilation: not part of the throughput
+                        jax.block_until_ready(metrics)
+                        compile_s = time.perf_counter() - window_start
+                        print(f"first step (compilation) took {compile_s:.1f}s", flush=True)
+                        window_start, window_steps = time.perf_counter(), -1
                     if pending is not None:
                         self.check_finite(*pending)
                     pending = (step, metrics)

@@ -1,0 +1,11 @@
+"""Runs in the experiment driver before the experiment module is loaded.
+
+experimaestro 2.7.0 pauses 3 s at every start when CodeCarbon is not installed; carbon
+tracking cannot run then anyway, so only the warning (and its pause) is turned off.
+"""
+
+from experimaestro.carbon import is_available
+from experimaestro.settings import get_settings
+
+if not is_available():
+    get_settings().carbon.warn_if_unavailable = False
