@@ -197,13 +197,13 @@ class _Trainer:
                         window_start, window_steps = time.perf_counter(), -1
                     if pending is not None:
                         self.check_finite(*pending)
-                    pending = (step, metrics)
                     done, window_steps = step + 1, window_steps + 1
+                    pending = (done, metrics)
                     if done % settings.log_interval == 0 or done == total:
-                        last = self.check_finite(step, metrics)
+                        last = self.check_finite(done, metrics)
                         elapsed = time.perf_counter() - window_start - paused
                         last["tokens_per_s"] = tokens_per_step * window_steps / max(elapsed, 1e-9)
-                        eta = (total - done) * elapsed / window_steps
+                        eta = (total - done) * elapsed / max(window_steps, 1)
                         log.write({"kind": "train", "step": done, **last})
                         desc = f"step {done}/{total} loss {last['loss']:.4f}"
                         print(f"{desc} lr {last['lr']:.2e} grad_norm {last['grad_norm']:.3f} "
@@ -220,7 +220,7 @@ class _Trainer:
                         paused += time.perf_counter() - pause
                     if done % settings.checkpoint_interval == 0 or done == total:
                         pause = time.perf_counter()
-                        self.check_finite(step, metrics)
+                        self.check_finite(done, metrics)
                         self.store.save(state, {"step": done, "samples": done *
                                                 settings.batch_size, "metrics": last})
                         paused += time.perf_counter() - pause

@@ -73,7 +73,7 @@ def make_train_step(
         params = optax.apply_updates(state.params, updates)
         metrics = {
             "loss": total.loss_sum / weight,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "lr": jnp.asarray(learning_rate(state.step), jnp.float32),
             **{name: value / weight for name, value in total.metric_sums.items()},
         }

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from xpm_train.data.datasets import ArithmeticDataset, DatasetError, JsonlText, TextFiles
+
+
+def test_arithmetic_facts_are_correct_distinct_and_deterministic():
+    dataset = ArithmeticDataset.C(n_examples=200, max_operand=20, operations=["+", "-", "*"])
+    problems = dataset.instance().problems()
+    assert problems == dataset.instance().problems()
+    assert len(set(problems)) == 200
+    for prompt, answer in problems:
+        assert prompt.endswith("=")
+        assert eval(prompt[:-1]) == int(answer)
+    other_seed = ArithmeticDataset.C(n_examples=200, max_operand=20, seed=1).instance()
+    assert other_seed.problems() != problems
+
+
+def test_arithmetic_rejects_more_facts_than_exist():
+    dataset = ArithmeticDataset.C(n_examples=500, max_operand=20).instance()
+    with pytest.raises(DatasetError, match="n_examples=500 must be between 1 and 441"):
+        dataset.check()
+
+
+def test_text_files_from_file_glob_and_directory(tmp_path):
+    (tmp_path / "a.txt").write_text("first paragraph\n\nsecond paragraph\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("line one\nline two\n")
+    single = TextFiles.C(path=str(tmp_path / "a.txt")).instance()
+    assert single.documents() == ["first paragraph", "second paragraph\n"]
+    pattern = TextFiles.C(path=str(tmp_path / "*.txt"), unit="file").instance()
+    assert len(pattern.documents()) == 1
+    directory = TextFiles.C(path=str(tmp_path), unit="line").instance()
+    assert directory.documents() == ["first paragraph", "second paragraph", "line one", "line two"]
+
+
+def test_text_files_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="matches no file"):
+        TextFiles.C(path=str(tmp_path / "nope*.txt")).instance().check()
+
+
+def test_jsonl_reads_field_and_reports_bad_line(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"text": "hello"}) + "\n\n" + json.dumps({"body": "x"}) + "\n")
+    with pytest.raises(DatasetError, match=r"data.jsonl:3: record has no string field 'text'"):
+        JsonlText.C(path=str(path)).instance().documents()
+    assert JsonlText.C(path=str(path), text_field="body").instance().check() is None
+    path.write_text(json.dumps({"text": "hello"}) + "\n{not json\n")
+    with pytest.raises(DatasetError, match=r"data.jsonl:2: malformed JSON line"):
+        JsonlText.C(path=str(path)).instance().documents()
+    path.write_text(json.dumps({"text": "hello"}) + "\n")
+    assert JsonlText.C(path=str(path)).instance().documents() == ["hello"]
