@@ -44,12 +44,23 @@ class PretrainSection:
         }
         scalars = {
             key: getattr(self, key)
-            for key in ("seq_len", "batch_size", "micro_batch_size", "eval_fraction",
-                        "eval_interval", "eval_batches", "seed", "log_interval",
-                        "checkpoint_interval", "keep_checkpoints", "model_parallel")
+            for key in (
+                "seq_len",
+                "batch_size",
+                "micro_batch_size",
+                "eval_fraction",
+                "eval_interval",
+                "eval_batches",
+                "seed",
+                "log_interval",
+                "checkpoint_interval",
+                "keep_checkpoints",
+                "model_parallel",
+            )
         }
-        budget = {key: getattr(self, key) for key in ("steps", "tokens")
-                  if getattr(self, key) is not None}
+        budget = {
+            key: getattr(self, key) for key in ("steps", "tokens") if getattr(self, key) is not None
+        }
         task = Pretrain.C(**components, **scalars, **budget)
         task.check()
         return task

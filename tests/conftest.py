@@ -29,8 +29,13 @@ def fresh_scheduler():
 def tiny_components(**overrides: Any) -> dict[str, Any]:
     """Instances of small components (a 1-layer transformer on arithmetic facts)."""
     specs = {
-        "model": {"name": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 2,
-                  "max_seq_len": 32},
+        "model": {
+            "name": "transformer",
+            "d_model": 32,
+            "n_layers": 1,
+            "n_heads": 2,
+            "max_seq_len": 32,
+        },
         "tokenizer": {"name": "bytes"},
         "dataset": {"name": "arithmetic", "n_examples": 300, "max_operand": 30},
         "optimizer": {"name": "adamw"},

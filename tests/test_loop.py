@@ -6,8 +6,8 @@ import pytest
 
 from xpm_train.training.checkpoint import CheckpointStore, restore_params
 from xpm_train.training.loop import NonFiniteLossError, train
-from xpm_train.training.metrics import read_metrics
 from xpm_train.training.mesh import make_mesh
+from xpm_train.training.metrics import read_metrics
 from xpm_train.training.result import TrainResult
 from xpm_train.training.state import model_def
 
@@ -18,7 +18,8 @@ def _final_params(folder, stage, step):
     definition = model_def(stage.make_model, make_mesh())
     target = jax.tree.map(
         lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-        definition.abstract_params, definition.param_shardings,
+        definition.abstract_params,
+        definition.param_shardings,
     )
     return restore_params(folder / "checkpoints", step, target)
 
@@ -87,7 +88,8 @@ def test_nan_loss_fails_naming_the_step_and_keeps_checkpoints(tmp_path):
             return poisoned
 
     stage.data = PoisonedData()
-    with pytest.raises(NonFiniteLossError, match=r"diverged at step 13: .*loss=nan; the last good checkpoint is step 12"):
+    expected = r"diverged at step 13: .*loss=nan; the last good checkpoint is step 12"
+    with pytest.raises(NonFiniteLossError, match=expected):
         train(stage, tiny_settings(checkpoint_interval=4), run_paths(tmp_path))
     assert CheckpointStore(tmp_path / "checkpoints").steps() == [8, 12]
     params = _final_params(tmp_path, stage, 12)

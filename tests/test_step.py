@@ -39,8 +39,7 @@ def test_gradient_accumulation_gives_the_same_update():
     four, metrics_four = step(state, _batch(4, tokens), None)
     np.testing.assert_allclose(metrics_one["loss"], metrics_four["loss"], rtol=1e-6)
     np.testing.assert_allclose(metrics_one["grad_norm"], metrics_four["grad_norm"], rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), one.params,
-                 four.params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), one.params, four.params)
     assert int(one.step) == int(four.step) == 1
 
 

@@ -23,8 +23,14 @@ class BlockData:
 
     @classmethod
     def from_dataset(
-        cls, dataset: TextDataset, tokenizer: Tokenizer, seq_len: int, batch_size: int,
-        eval_fraction: float, max_eval_batches: int, seed: int,
+        cls,
+        dataset: TextDataset,
+        tokenizer: Tokenizer,
+        seq_len: int,
+        batch_size: int,
+        eval_fraction: float,
+        max_eval_batches: int,
+        seed: int,
     ) -> BlockData:
         packed = prepare_data(dataset, tokenizer, seq_len, eval_fraction, seed)
         return cls(packed, batch_size, seed, tokenizer.pad_id, max_eval_batches)

@@ -159,9 +159,7 @@ class JsonlText(TextDataset):
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
                     raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
-                if not isinstance(record, dict) or not isinstance(
-                    record.get(self.text_field), str
-                ):
+                if not isinstance(record, dict) or not isinstance(record.get(self.text_field), str):
                     raise DatasetError(
                         f"{path}:{number}: record has no string field {self.text_field!r}"
                     )

@@ -21,22 +21,28 @@ def _init(initializer: nnx.Initializer, *axes: str | None) -> nnx.Initializer:
 
 
 def _norm(config: TransformerConfig, dim: int, rngs: nnx.Rngs) -> nnx.Module:
-    kwargs = {"dtype": jnp.dtype(config.compute_dtype), "param_dtype": jnp.dtype(config.param_dtype)}
     if config.norm == "rmsnorm":
-        return nnx.RMSNorm(dim, rngs=rngs, **kwargs)
-    return nnx.LayerNorm(dim, use_bias=config.use_bias, rngs=rngs, **kwargs)
+        return nnx.RMSNorm(dim, rngs=rngs, **_dtypes(config))
+    return nnx.LayerNorm(dim, use_bias=config.use_bias, rngs=rngs, **_dtypes(config))
+
+
+def _dtypes(config: TransformerConfig) -> dict[str, jnp.dtype]:
+    return {"dtype": jnp.dtype(config.compute_dtype), "param_dtype": jnp.dtype(config.param_dtype)}
 
 
 def _linear(
-    config: TransformerConfig, d_in: int, d_out: int, axes: tuple[str | None, str | None],
-    rngs: nnx.Rngs, std: float = 0.02,
+    config: TransformerConfig,
+    d_in: int,
+    d_out: int,
+    axes: tuple[str | None, str | None],
+    rngs: nnx.Rngs,
+    std: float = 0.02,
 ) -> nnx.Linear:
     return nnx.Linear(
         d_in,
         d_out,
         use_bias=config.use_bias,
-        dtype=jnp.dtype(config.compute_dtype),
-        param_dtype=jnp.dtype(config.param_dtype),
+        **_dtypes(config),
         kernel_init=_init(nnx.initializers.normal(std), *axes),
         bias_init=_init(nnx.initializers.zeros_init(), axes[1]),
         rngs=rngs,
@@ -60,7 +66,8 @@ class CausalSelfAttention(nnx.Module):
         d = config.d_model
         self.config = config
         self.qkv = _linear(config, d, 3 * d, (None, MODEL_AXIS), rngs)
-        self.out = _linear(config, d, d, (MODEL_AXIS, None), rngs, 0.02 / (2 * config.n_layers) ** 0.5)
+        residual_std = 0.02 / (2 * config.n_layers) ** 0.5
+        self.out = _linear(config, d, d, (MODEL_AXIS, None), rngs, residual_std)
         self.dropout = nnx.Dropout(config.dropout)
 
     def __call__(self, x: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
@@ -79,7 +86,11 @@ class MLP(nnx.Module):
         hidden = config.mlp_ratio * config.d_model
         self.up = _linear(config, config.d_model, hidden, (None, MODEL_AXIS), rngs)
         self.down = _linear(
-            config, hidden, config.d_model, (MODEL_AXIS, None), rngs,
+            config,
+            hidden,
+            config.d_model,
+            (MODEL_AXIS, None),
+            rngs,
             0.02 / (2 * config.n_layers) ** 0.5,
         )
         self.dropout = nnx.Dropout(config.dropout)
@@ -106,16 +117,21 @@ class Transformer(nnx.Module):
 
     def __init__(self, config: TransformerConfig, vocab_size: int, rngs: nnx.Rngs):
         self.config = config
-        dtypes = {"dtype": jnp.dtype(config.compute_dtype),
-                  "param_dtype": jnp.dtype(config.param_dtype)}
+        dtypes = _dtypes(config)
         self.embed = nnx.Embed(
-            vocab_size, config.d_model, rngs=rngs,
-            embedding_init=_init(nnx.initializers.normal(0.02), None, MODEL_AXIS), **dtypes,
+            vocab_size,
+            config.d_model,
+            rngs=rngs,
+            embedding_init=_init(nnx.initializers.normal(0.02), None, MODEL_AXIS),
+            **dtypes,
         )
         if config.positions == "learned":
             self.pos_embed = nnx.Embed(
-                config.max_seq_len, config.d_model, rngs=rngs,
-                embedding_init=_init(nnx.initializers.normal(0.02), None, MODEL_AXIS), **dtypes,
+                config.max_seq_len,
+                config.d_model,
+                rngs=rngs,
+                embedding_init=_init(nnx.initializers.normal(0.02), None, MODEL_AXIS),
+                **dtypes,
             )
         self.dropout = nnx.Dropout(config.dropout)
         self.blocks = nnx.List([Block(config, rngs) for _ in range(config.n_layers)])

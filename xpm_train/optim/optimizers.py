@@ -40,8 +40,12 @@ class AdamW(Optimizer):
             return jax.tree.map(lambda p: p.ndim >= 2, params)
 
         adamw = optax.adamw(
-            learning_rate, b1=self.b1, b2=self.b2, eps=self.eps,
-            weight_decay=self.weight_decay, mask=decay_mask,
+            learning_rate,
+            b1=self.b1,
+            b2=self.b2,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            mask=decay_mask,
         )
         if self.clip_norm > 0:
             return optax.chain(optax.clip_by_global_norm(self.clip_norm), adamw)

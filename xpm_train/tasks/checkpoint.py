@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from experimaestro import Config, Meta, Param
+from experimaestro.core.objects import ConfigMixin
 
 from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
@@ -58,9 +59,12 @@ def load_checkpoint(source: Checkpoint | Path | str, step: int | None = None) ->
         from experimaestro import from_task_dir
 
         task = from_task_dir(Path(source), as_instance=True)
-        source = task.checkpoint_output()
-    model_config, tokenizer = source.model, source.tokenizer
-    if isinstance(model_config, Config):
+        model_config, tokenizer = task.model, task.tokenizer
+        folder, final_step = Path(task.checkpoints), task.total_steps()
+    else:
+        model_config, tokenizer = source.model, source.tokenizer
+        folder, final_step = Path(source.path), source.step
+    if isinstance(model_config, ConfigMixin):  # a configuration, not a value object
         model_config, tokenizer = model_config.instance(), tokenizer.instance()
     mesh = make_mesh()
 
@@ -70,8 +74,9 @@ def load_checkpoint(source: Checkpoint | Path | str, step: int | None = None) ->
     definition = model_def(make_model, mesh)
     target = jax.tree.map(
         lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
-        definition.abstract_params, definition.param_shardings,
+        definition.abstract_params,
+        definition.param_shardings,
     )
-    chosen = source.step if step is None else step
-    params = restore_params(Path(source.path), chosen, target)
+    chosen = final_step if step is None else step
+    params = restore_params(folder, chosen, target)
     return LoadedModel(definition.merge(params), params, tokenizer, chosen)

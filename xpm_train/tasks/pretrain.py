@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from experimaestro import Meta, Param, PathGenerator, ResumableTask, field
 
@@ -39,9 +39,9 @@ class Pretrain(ResumableTask):
     """Sequences per optimizer step (global batch)"""
     micro_batch_size: Param[int]
     """Sequences per device in one forward/backward pass (gradient accumulation below it)"""
-    steps: Param[Optional[int]]
+    steps: Param[int | None]
     """Number of optimizer steps (or give tokens)"""
-    tokens: Param[Optional[int]]
+    tokens: Param[int | None]
     """Token budget: steps = ceil(tokens / (batch_size * seq_len))"""
     eval_fraction: Param[float] = field(default=0.05)
     """Fraction of the dataset's documents held out for evaluation"""
@@ -72,18 +72,27 @@ class Pretrain(ResumableTask):
         """Cross-field checks that experimaestro cannot do; call before submitting."""
         total = self.total_steps()
         errors = []
-        for key in ("seq_len", "batch_size", "micro_batch_size", "eval_interval",
-                    "log_interval", "checkpoint_interval"):
+        for key in (
+            "seq_len",
+            "batch_size",
+            "micro_batch_size",
+            "eval_interval",
+            "log_interval",
+            "checkpoint_interval",
+        ):
             if getattr(self, key) < 1:
                 errors.append(f"{key}={getattr(self, key)} must be >= 1")
         if total < 1:
             errors.append(f"the run has {total} steps; it needs at least 1")
         if self.micro_batch_size > 0 and self.batch_size % self.micro_batch_size:
-            errors.append(f"batch_size={self.batch_size} is not divisible by "
-                          f"micro_batch_size={self.micro_batch_size}")
+            errors.append(
+                f"batch_size={self.batch_size} is not divisible by "
+                f"micro_batch_size={self.micro_batch_size}"
+            )
         if self.seq_len > self.model.max_seq_len:
-            errors.append(f"seq_len={self.seq_len} exceeds the model's max_seq_len="
-                          f"{self.model.max_seq_len}")
+            errors.append(
+                f"seq_len={self.seq_len} exceeds the model's max_seq_len={self.model.max_seq_len}"
+            )
         for part in (self.model.check, self.dataset.check, lambda: self.schedule.check(total)):
             try:
                 part()
@@ -94,7 +103,9 @@ class Pretrain(ResumableTask):
 
     def checkpoint_output(self) -> Checkpoint:
         return Checkpoint.C(
-            model=self.model, tokenizer=self.tokenizer, path=self.checkpoints,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            path=self.checkpoints,
             step=self.total_steps(),
         )
 
@@ -108,24 +119,38 @@ class Pretrain(ResumableTask):
 
         self.check()
         data = BlockData.from_dataset(
-            self.dataset, self.tokenizer, self.seq_len, self.batch_size, self.eval_fraction,
-            self.eval_batches, self.seed,
+            self.dataset,
+            self.tokenizer,
+            self.seq_len,
+            self.batch_size,
+            self.eval_fraction,
+            self.eval_batches,
+            self.seed,
         )
         stage = Stage(
             make_model=lambda: self.model.create(self.tokenizer.vocab_size, self.seed),
-            objective=NextTokenPrediction(), optimizer=self.optimizer,
-            schedule=self.schedule, data=data,
+            objective=NextTokenPrediction(),
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            data=data,
         )
         settings = LoopSettings(
-            total_steps=self.total_steps(), batch_size=self.batch_size,
-            micro_batch_size=self.micro_batch_size, seed=self.seed,
-            eval_interval=self.eval_interval, log_interval=self.log_interval,
+            total_steps=self.total_steps(),
+            batch_size=self.batch_size,
+            micro_batch_size=self.micro_batch_size,
+            seed=self.seed,
+            eval_interval=self.eval_interval,
+            log_interval=self.log_interval,
             checkpoint_interval=self.checkpoint_interval,
-            keep_checkpoints=self.keep_checkpoints, model_parallel=self.model_parallel,
+            keep_checkpoints=self.keep_checkpoints,
+            model_parallel=self.model_parallel,
             prefetch=self.prefetch,
         )
         paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path)
         result = train(stage, settings, paths, on_progress=report_progress)
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
-        print(f"Pretrain done: {result.step} steps in {result.wall_time_s:.1f}s; {metrics}; "
-              f"final checkpoint {result.checkpoint}; metrics in {self.metrics_path}", flush=True)
+        print(
+            f"Pretrain done: {result.step} steps in {result.wall_time_s:.1f}s; {metrics}; "
+            f"final checkpoint {result.checkpoint}; metrics in {self.metrics_path}",
+            flush=True,
+        )

@@ -21,7 +21,9 @@ class CheckpointStore:
     def __init__(self, directory: Path, keep: int = 2):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max(1, keep), create=True, cleanup_tmp_directories=True,
+            max_to_keep=max(1, keep),
+            create=True,
+            cleanup_tmp_directories=True,
             enable_async_checkpointing=False,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)

@@ -23,7 +23,13 @@ from xpm_train.training.metrics import MetricsLog, read_metrics
 from xpm_train.training.objectives import LossOutput, Objective
 from xpm_train.training.result import TrainResult
 from xpm_train.training.state import (
-    ModelDef, Params, abstract_state, create_state, init_params, model_def, state_shardings,
+    ModelDef,
+    Params,
+    abstract_state,
+    create_state,
+    init_params,
+    model_def,
+    state_shardings,
 )
 from xpm_train.training.step import make_eval_step, make_train_step
 
@@ -97,13 +103,21 @@ def accumulation_steps(settings: LoopSettings, data_parallel: int) -> int:
 
 def _format_duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else (
-        f"{seconds // 60}m{seconds % 60:02d}s")
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else (f"{seconds // 60}m{seconds % 60:02d}s")
+    )
 
 
 class _Trainer:
-    def __init__(self, stage: Stage, settings: LoopSettings, paths: RunPaths,
-                 on_progress: Callable[[float, str], None] | None):
+    def __init__(
+        self,
+        stage: Stage,
+        settings: LoopSettings,
+        paths: RunPaths,
+        on_progress: Callable[[float, str], None] | None,
+    ):
         self.stage, self.settings, self.paths = stage, settings, paths
         self.on_progress = on_progress or (lambda fraction, desc: None)
         self.mesh = make_mesh(settings.model_parallel)
@@ -154,12 +168,16 @@ class _Trainer:
 
     def check_finite(self, step: int, metrics: dict[str, Any]) -> dict[str, float]:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        bad = {k: v for k, v in values.items() if k in ("loss", "grad_norm")
-               and not math.isfinite(v)}
+        bad = {
+            k: v for k, v in values.items() if k in ("loss", "grad_norm") and not math.isfinite(v)
+        }
         if bad:
             latest = self.store.latest_step()
-            kept = (f"the last good checkpoint is step {latest} in {self.store.directory}"
-                    if latest is not None else "no checkpoint was written yet")
+            kept = (
+                f"the last good checkpoint is step {latest} in {self.store.directory}"
+                if latest is not None
+                else "no checkpoint was written yet"
+            )
             raise NonFiniteLossError(
                 f"training diverged at step {step}: "
                 + ", ".join(f"{k}={v}" for k, v in bad.items())
@@ -181,7 +199,9 @@ class _Trainer:
             eval_data = stage.data.eval_batches(eval_batch_size)
             tokens_per_step = settings.batch_size * stage.data.tokens_per_sample
             prefetcher = Prefetcher(
-                stage.data.train_batches(self.accum), start, total,
+                stage.data.train_batches(self.accum),
+                start,
+                total,
                 place=lambda batch: jax.device_put(batch, self.train_sharding),
                 depth=settings.prefetch,
             )
@@ -206,34 +226,52 @@ class _Trainer:
                         eta = (total - done) * elapsed / max(window_steps, 1)
                         log.write({"kind": "train", "step": done, **last})
                         desc = f"step {done}/{total} loss {last['loss']:.4f}"
-                        print(f"{desc} lr {last['lr']:.2e} grad_norm {last['grad_norm']:.3f} "
-                              f"tok/s {last['tokens_per_s']:.0f} eta {_format_duration(eta)}",
-                              flush=True)
+                        print(
+                            f"{desc} lr {last['lr']:.2e} grad_norm {last['grad_norm']:.3f} "
+                            f"tok/s {last['tokens_per_s']:.0f} eta {_format_duration(eta)}",
+                            flush=True,
+                        )
                         self.on_progress(done / total, desc)
                         window_start, window_steps, paused = time.perf_counter(), 0, 0.0
                     if eval_data and (done % settings.eval_interval == 0 or done == total):
                         pause = time.perf_counter()
                         last.update(self.evaluate(state.params, eval_data, frozen))
-                        log.write({"kind": "eval", "step": done,
-                                   **{k: v for k, v in last.items() if k.startswith("eval/")}})
+                        log.write(
+                            {
+                                "kind": "eval",
+                                "step": done,
+                                **{k: v for k, v in last.items() if k.startswith("eval/")},
+                            }
+                        )
                         last_eval = done
                         paused += time.perf_counter() - pause
                     if done % settings.checkpoint_interval == 0 or done == total:
                         pause = time.perf_counter()
                         self.check_finite(done, metrics)
-                        self.store.save(state, {"step": done, "samples": done *
-                                                settings.batch_size, "metrics": last})
+                        self.store.save(
+                            state,
+                            {"step": done, "samples": done * settings.batch_size, "metrics": last},
+                        )
                         paused += time.perf_counter() - pause
             finally:
                 prefetcher.close()
             if eval_data and last_eval != total:
                 last.update(self.evaluate(state.params, eval_data, frozen))
-                log.write({"kind": "eval", "step": total,
-                           **{k: v for k, v in last.items() if k.startswith("eval/")}})
+                log.write(
+                    {
+                        "kind": "eval",
+                        "step": total,
+                        **{k: v for k, v in last.items() if k.startswith("eval/")},
+                    }
+                )
         self.store.close()
         self.on_progress(1.0, f"done: {total} steps")
-        result = TrainResult(step=total, checkpoint=str(self.store.directory / str(total)),
-                             metrics=last, wall_time_s=time.perf_counter() - began)
+        result = TrainResult(
+            step=total,
+            checkpoint=str(self.store.directory / str(total)),
+            metrics=last,
+            wall_time_s=time.perf_counter() - began,
+        )
         result.write(self.paths.result)
         return result
 

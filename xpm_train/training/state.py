@@ -29,8 +29,12 @@ class TrainState:
     rng: jax.Array
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "params": self.params, "opt_state": self.opt_state,
-                "rng": self.rng}
+        return {
+            "step": self.step,
+            "params": self.params,
+            "opt_state": self.opt_state,
+            "rng": self.rng,
+        }
 
     @classmethod
     def from_dict(cls, tree: dict[str, Any]) -> TrainState:
@@ -72,12 +76,17 @@ def state_shardings(
     """Shardings of every leaf of the state: optimizer moments follow their parameter."""
     abstract_opt = jax.eval_shape(tx.init, definition.abstract_params)
     opt_shardings = optax.tree_map_params(
-        tx, lambda _, sharding: sharding, abstract_opt, definition.param_shardings,
+        tx,
+        lambda _, sharding: sharding,
+        abstract_opt,
+        definition.param_shardings,
         transform_non_params=lambda _: replicated(mesh),
     )
     return TrainState(
-        step=replicated(mesh), params=definition.param_shardings,
-        opt_state=opt_shardings, rng=replicated(mesh),
+        step=replicated(mesh),
+        params=definition.param_shardings,
+        opt_state=opt_shardings,
+        rng=replicated(mesh),
     )
 
 
@@ -88,7 +97,9 @@ def create_state(
 
     def build(params: Params) -> TrainState:
         return TrainState(
-            step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=tx.init(params),
             rng=jax.random.key_data(jax.random.key(seed)),
         )
 
@@ -101,12 +112,15 @@ def abstract_state(
     """Shapes, dtypes and shardings of the state, as a restore target."""
     shapes = jax.eval_shape(
         lambda p: TrainState(
-            step=jnp.zeros((), jnp.int32), params=p, opt_state=tx.init(p),
+            step=jnp.zeros((), jnp.int32),
+            params=p,
+            opt_state=tx.init(p),
             rng=jax.random.key_data(jax.random.key(0)),
         ),
         definition.abstract_params,
     )
     return jax.tree.map(
         lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
-        shapes, shardings,
+        shapes,
+        shardings,
     )

@@ -22,7 +22,11 @@ Metrics = dict[str, jax.Array]
 
 
 def _micro_step(
-    definition: ModelDef, objective: Objective, params: Params, batch: Batch, frozen: Any,
+    definition: ModelDef,
+    objective: Objective,
+    params: Params,
+    batch: Batch,
+    frozen: Any,
     rng: jax.Array,
 ) -> tuple[LossOutput, Params]:
     def loss_fn(params: Params) -> tuple[jax.Array, LossOutput]:
@@ -47,8 +51,7 @@ def make_train_step(
         step_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         if accum_steps == 1:
             micro = jax.tree.map(lambda x: x[0], batch)
-            total, grads = _micro_step(definition, objective, state.params, micro, frozen,
-                                       step_rng)
+            total, grads = _micro_step(definition, objective, state.params, micro, frozen, step_rng)
         else:
 
             def accumulate(
@@ -64,9 +67,7 @@ def make_train_step(
                 lambda: _micro_step(definition, objective, state.params, first, frozen, step_rng)
             )
             zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zero_out)
-            (total, grads), _ = jax.lax.scan(
-                accumulate, zeros, (batch, jnp.arange(accum_steps))
-            )
+            (total, grads), _ = jax.lax.scan(accumulate, zeros, (batch, jnp.arange(accum_steps)))
         weight = jnp.maximum(total.weight, 1e-9)
         grads = jax.tree.map(lambda g: g / weight, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from experimaestro import experiment
+from experimaestro.scheduler.interfaces import JobState
+
+from xpm_train.registry import build
+from xpm_train.tasks.checkpoint import load_checkpoint
+from xpm_train.tasks.pretrain import ConfigError, Pretrain
+from xpm_train.training.result import TrainResult
+
+
+def tiny_pretrain(**overrides):
+    components = {
+        "model": build(
+            "model",
+            {"name": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 16},
+        ),
+        "tokenizer": build("tokenizer", {"name": "bytes"}),
+        "dataset": build("dataset", {"name": "arithmetic", "n_examples": 300, "max_operand": 30}),
+        "optimizer": build("optimizer", {"name": "adamw"}),
+        "schedule": build("schedule", {"name": "cosine", "lr": 1e-2, "lr_warmup_steps": 2}),
+    }
+    values = {
+        "seq_len": 16,
+        "batch_size": 8,
+        "micro_batch_size": 4,
+        "steps": 12,
+        "eval_interval": 6,
+        "checkpoint_interval": 6,
+        "log_interval": 3,
+    }
+    values.update(overrides)
+    return Pretrain.C(**components, **values)
+
+
+def identifier(config) -> str:
+    return config.__xpm__.identifier.all.hex()
+
+
+def test_meta_parameters_do_not_change_the_job_identity():
+    base = identifier(tiny_pretrain())
+    assert (
+        identifier(
+            tiny_pretrain(log_interval=1, checkpoint_interval=2, keep_checkpoints=5, prefetch=4)
+        )
+        == base
+    )
+    assert identifier(tiny_pretrain(seed=1)) != base
+    assert identifier(tiny_pretrain(steps=13)) != base
+
+
+def test_token_budget_sets_the_number_of_steps():
+    task = tiny_pretrain(steps=None, tokens=8 * 16 * 10 + 1)
+    assert task.total_steps() == 11
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"seq_len": 32}, "seq_len=32 exceeds the model's max_seq_len=16"),
+        ({"batch_size": 6}, "batch_size=6 is not divisible by micro_batch_size=4"),
+        ({"tokens": 1000}, "give exactly one of steps and tokens"),
+        ({"steps": 1}, "lr_warmup_steps=2 is longer than the training"),
+    ],
+)
+def test_inconsistent_parameters_fail_before_submission(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_pretrain(**overrides).check()
+
+
+def test_pretrain_job_output_loads_as_a_model(tmp_path):
+    task = tiny_pretrain()
+    with experiment(tmp_path / "ws", "pretrain-test", no_environmental_impact=True):
+        checkpoint = task.submit()
+    job = task.__xpm__.job
+    assert job.state == JobState.DONE, job.stderr.read_text() if job.stderr.exists() else ""
+    result = TrainResult.read(job.path / "result.json")
+    assert result.step == 12 and "eval/loss" in result.metrics
+
+    loaded = load_checkpoint(checkpoint)
+    from_folder = load_checkpoint(job.path)
+    assert loaded.step == from_folder.step == 12
+    tokens = loaded.tokenizer.encode("12+3=")[None, :]
+    logits = np.asarray(loaded.model(tokens))
+    assert logits.shape == (1, 5, loaded.tokenizer.vocab_size)
+    np.testing.assert_array_equal(logits, np.asarray(from_folder.model(tokens)))
