@@ -12,10 +12,8 @@ from xpm_train.registry import build
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def fresh_scheduler():
-    """experimaestro keeps one scheduler per process: forget its jobs after each test."""
-    yield
+def reset_scheduler() -> None:
+    """experimaestro keeps one scheduler per process: forget the jobs it knows."""
     from experimaestro.scheduler.base import Scheduler
 
     scheduler = Scheduler._instance
@@ -24,6 +22,12 @@ def fresh_scheduler():
             job.experiments.clear()
         scheduler.jobs.clear()
         scheduler.waitingjobs.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_scheduler():
+    yield
+    reset_scheduler()
 
 
 def tiny_components(**overrides: Any) -> dict[str, Any]:

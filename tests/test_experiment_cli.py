@@ -1,4 +1,4 @@
-"""End to end: the real `experimaestro run-experiment` CLI on yaml/tiny.yaml, in a subprocess."""
+"""End to end: the real `experimaestro run-experiment` CLI on our YAML files, in a subprocess."""
 
 import os
 import subprocess
@@ -10,7 +10,9 @@ from xpm_train.training.metrics import read_metrics
 from .conftest import PROJECT
 
 
-def run_experiment(workdir: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+def run_experiment(
+    workdir: Path, home: Path, *args: str, yaml: str = "tiny.yaml"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOME": str(home)}
     command = [
         sys.executable,
@@ -20,7 +22,7 @@ def run_experiment(workdir: Path, home: Path, *args: str) -> subprocess.Complete
         "--workdir",
         str(workdir),
         *args,
-        str(PROJECT / "yaml" / "tiny.yaml"),
+        str(PROJECT / "yaml" / yaml),
     ]
     return subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT
@@ -48,3 +50,15 @@ def test_tiny_experiment_trains_then_reruns_nothing(tmp_path):
     assert "Process started" not in second.stderr + second.stdout
     assert (job / "pretrain.out").stat().st_mtime_ns == stamp
     assert len(list(job.parent.iterdir())) == 1
+
+
+def test_full_experiment_plans_one_pretrain_job(tmp_path):
+    workdir, home = tmp_path / "ws", tmp_path / "home"
+    home.mkdir()
+    plan = run_experiment(
+        workdir, home, "--run-mode", "dry_run", "-c", "pretrain.steps=1200", yaml="full.yaml"
+    )
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "Simulating xpm_train.tasks.pretrain.pretrain/" in plan.stdout + plan.stderr
+    assert "checkpoints/1200" in plan.stdout
+    assert not (workdir / "jobs").exists()

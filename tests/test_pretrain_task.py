@@ -1,3 +1,6 @@
+import shutil
+
+import jax
 import numpy as np
 import pytest
 from experimaestro import experiment
@@ -7,6 +10,8 @@ from xpm_train.registry import build
 from xpm_train.tasks.checkpoint import load_checkpoint
 from xpm_train.tasks.pretrain import ConfigError, Pretrain
 from xpm_train.training.result import TrainResult
+
+from .conftest import reset_scheduler
 
 
 def tiny_pretrain(**overrides):
@@ -84,3 +89,26 @@ def test_pretrain_job_output_loads_as_a_model(tmp_path):
     logits = np.asarray(loaded.model(tokens))
     assert logits.shape == (1, 5, loaded.tokenizer.vocab_size)
     np.testing.assert_array_equal(logits, np.asarray(from_folder.model(tokens)))
+
+
+def test_interrupted_job_resumes_when_resubmitted(tmp_path):
+    """The folder of a job killed after its step-4 checkpoint: resubmitting it resumes there
+    and ends with the parameters of the uninterrupted job."""
+    settings = {"checkpoint_interval": 4, "keep_checkpoints": 5}
+    with experiment(tmp_path / "ws", "resume-test", no_environmental_impact=True):
+        checkpoint = tiny_pretrain(**settings).submit()
+    expected = load_checkpoint(checkpoint).params
+    folder = checkpoint.path.parent
+    (folder / "pretrain.done").unlink()
+    (folder / "result.json").unlink()
+    for step in (8, 12):
+        shutil.rmtree(checkpoint.path / str(step))
+    reset_scheduler()
+
+    with experiment(tmp_path / "ws", "resume-test", no_environmental_impact=True):
+        again = tiny_pretrain(**settings).submit()
+    assert again.path == checkpoint.path
+    assert (folder / "pretrain.done").exists()
+    assert "resuming from checkpoint" in (folder / "pretrain.out").read_text()
+    resumed = load_checkpoint(again).params
+    jax.tree.map(np.testing.assert_array_equal, expected, resumed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -32,8 +31,6 @@ from xpm_train.training.state import (
     state_shardings,
 )
 from xpm_train.training.step import make_eval_step, make_train_step
-
-logger = logging.getLogger("xpm_train")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -143,7 +140,7 @@ class _Trainer:
         if latest is not None:
             target = abstract_state(self.definition, self.tx, self.shardings)
             state, meta = self.store.restore(latest, target)
-            logger.info("Resuming from checkpoint %s (step %d)", self.store.directory, latest)
+            print(f"resuming from checkpoint {self.store.directory / str(latest)}", flush=True)
             return state, int(meta["step"]), dict(meta.get("metrics", {}))
         if self.stage.initial_params is not None:
             params = self.stage.initial_params(self.definition)
