@@ -25,10 +25,10 @@ import optax
 from flax import nnx
 
 from xpm_train.data.blocks import BlockData
+from xpm_train.objectives.language_model import NextTokenPrediction
 from xpm_train.registry import build
 from xpm_train.training.loop import LoopSettings, RunPaths, Stage, train
 from xpm_train.training.metrics import read_metrics
-from xpm_train.training.objectives import NextTokenPrediction
 
 
 def components(args: argparse.Namespace) -> dict:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from xpm_train.data.blocks import BlockData
+from xpm_train.objectives.language_model import NextTokenPrediction
 from xpm_train.training.loop import LoopSettings, RunPaths, Stage
-from xpm_train.training.objectives import NextTokenPrediction
 
 from .conftest import tiny_components
 

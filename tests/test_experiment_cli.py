@@ -40,7 +40,7 @@ def test_tiny_experiment_trains_then_reruns_nothing(tmp_path):
     assert (job / "pretrain.done").exists(), (job / "pretrain.err").read_text()[-3000:]
     losses = [r["loss"] for r in read_metrics(job / "metrics.jsonl", "train")]
     assert losses[-1] < 0.8 * losses[0]
-    assert "Pretrain done: 40 steps" in (job / "pretrain.out").read_text()
+    assert "pretrain done: 40 steps" in (job / "pretrain.out").read_text()
     assert (job / "checkpoints" / "40").is_dir()
     assert "ENVIRONMENTAL IMPACT TRACKING DISABLED" not in first.stderr
 

@@ -5,7 +5,7 @@ from xpm_train.data.loader import Prefetcher, StepBatches, eval_batches
 
 
 def test_batches_depend_only_on_step_and_cover_each_epoch():
-    blocks = np.arange(10 * 3, dtype=np.int32).reshape(10, 3)
+    blocks = {"tokens": np.arange(10 * 3, dtype=np.int32).reshape(10, 3)}
     batches = StepBatches(blocks, batch_size=4, accum_steps=2, seed=7)
     again = StepBatches(blocks, batch_size=4, accum_steps=2, seed=7)
     assert batches(3)["tokens"].shape == (2, 2, 3)
@@ -20,11 +20,12 @@ def test_batches_depend_only_on_step_and_cover_each_epoch():
 
 
 def test_eval_batches_pad_and_mask_the_last_batch():
-    blocks = np.ones((5, 4), dtype=np.int32)
-    batches = eval_batches(blocks, batch_size=2, max_batches=10, pad_id=9)
+    arrays = {"tokens": np.ones((5, 4), dtype=np.int32), "mask": np.ones((5, 3), np.float32)}
+    pad = {"tokens": 9, "mask": 0.0}
+    batches = eval_batches(arrays, batch_size=2, max_batches=10, pad=pad)
     assert len(batches) == 3
     assert batches[-1]["mask"].sum() == 3 and batches[-1]["tokens"][1, 0] == 9
-    assert len(eval_batches(blocks, batch_size=2, max_batches=1, pad_id=9)) == 1
+    assert len(eval_batches(arrays, batch_size=2, max_batches=1, pad=pad)) == 1
 
 
 def test_prefetcher_yields_in_order_and_forwards_errors():

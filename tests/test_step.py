@@ -2,8 +2,8 @@ import jax
 import numpy as np
 import optax
 
+from xpm_train.objectives.language_model import NextTokenPrediction
 from xpm_train.training.mesh import make_mesh
-from xpm_train.training.objectives import NextTokenPrediction
 from xpm_train.training.state import create_state, init_params, model_def, state_shardings
 from xpm_train.training.step import make_train_step
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from xpm_train.data.datasets import TextDataset
 from xpm_train.data.loader import Batch, StepBatches, eval_batches
 from xpm_train.data.packing import PackedData, prepare_data
@@ -40,7 +42,13 @@ class BlockData:
         return self.packed.train.shape[1] - 1
 
     def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
-        return StepBatches(self.packed.train, self.batch_size, accum_steps, self.seed)
+        return StepBatches(_with_mask(self.packed.train), self.batch_size, accum_steps, self.seed)
 
     def eval_batches(self, batch_size: int) -> list[Batch]:
-        return eval_batches(self.packed.eval, batch_size, self.max_eval_batches, self.pad_id)
+        pad = {"tokens": self.pad_id, "mask": 0.0}
+        return eval_batches(_with_mask(self.packed.eval), batch_size, self.max_eval_batches, pad)
+
+
+def _with_mask(blocks: np.ndarray) -> dict[str, np.ndarray]:
+    """Blocks and their target mask (all targets of packed blocks count)."""
+    return {"tokens": blocks, "mask": np.ones(blocks[:, 1:].shape, dtype=np.float32)}

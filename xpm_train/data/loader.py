@@ -1,6 +1,6 @@
 """Batches by step number, and a background thread that prefetches them onto the devices.
 
-The batch of step ``s`` is a pure function of (blocks, batch size, seed, s): resuming at step
+The batch of step ``s`` is a pure function of (examples, batch size, seed, s): resuming at step
 ``s`` needs no other data position, and a resumed run sees exactly the batches of an
 uninterrupted one.
 """
@@ -19,12 +19,20 @@ Batch = dict[str, np.ndarray]
 
 
 class StepBatches:
-    """Seeded shuffling over epochs; the batch of a step as ``(accum, micro, seq_len + 1)``."""
+    """Seeded shuffling of examples over epochs; the batch of a step.
 
-    def __init__(self, blocks: np.ndarray, batch_size: int, accum_steps: int, seed: int):
+    ``arrays`` holds the examples (all with the same first dimension); each batch array is
+    shaped ``(accum_steps, batch_size // accum_steps, ...)``.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, accum_steps: int, seed: int):
         if batch_size % accum_steps:
             raise ValueError(f"batch_size={batch_size} is not divisible by {accum_steps}")
-        self.blocks = blocks
+        sizes = {len(array) for array in arrays.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"arrays have different numbers of examples: {sizes}")
+        self.arrays = arrays
+        self.size = sizes.pop()
         self.batch_size = batch_size
         self.accum_steps = accum_steps
         self.seed = seed
@@ -34,13 +42,13 @@ class StepBatches:
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
             rng = np.random.default_rng([self.seed, epoch])
-            self._order = rng.permutation(len(self.blocks))
+            self._order = rng.permutation(self.size)
             self._epoch = epoch
         return self._order
 
     def indices(self, step: int) -> np.ndarray:
-        """Indices of the blocks of ``step`` (sample ``i`` of the run is in epoch ``i // n``)."""
-        n = len(self.blocks)
+        """Indices of the examples of ``step`` (sample ``i`` of the run is in epoch ``i // n``)."""
+        n = self.size
         samples = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
         out = np.empty(self.batch_size, dtype=np.int64)
         for epoch in np.unique(samples // n):
@@ -49,22 +57,30 @@ class StepBatches:
         return out
 
     def __call__(self, step: int) -> Batch:
-        tokens = self.blocks[self.indices(step)]
-        tokens = tokens.reshape(self.accum_steps, -1, tokens.shape[-1])
-        return {"tokens": tokens, "mask": np.ones(tokens[..., 1:].shape, dtype=np.float32)}
+        chosen = self.indices(step)
+        return {
+            key: array[chosen].reshape(self.accum_steps, -1, *array.shape[1:])
+            for key, array in self.arrays.items()
+        }
 
 
-def eval_batches(blocks: np.ndarray, batch_size: int, max_batches: int, pad_id: int) -> list[Batch]:
-    """Held-out blocks in fixed-size batches; the last one is padded with masked rows."""
+def eval_batches(
+    arrays: dict[str, np.ndarray], batch_size: int, max_batches: int, pad: dict[str, float]
+) -> list[Batch]:
+    """Held-out examples in fixed-size batches; the last one is filled with ``pad`` values
+    (masks padded with 0 do not count)."""
+    size = len(next(iter(arrays.values())))
     batches = []
-    for start in range(0, min(len(blocks), batch_size * max_batches), batch_size):
-        chunk = blocks[start : start + batch_size]
-        mask = np.ones(chunk[:, 1:].shape, dtype=np.float32)
-        missing = batch_size - len(chunk)
-        if missing:
-            chunk = np.concatenate([chunk, np.full((missing, chunk.shape[1]), pad_id, np.int32)])
-            mask = np.concatenate([mask, np.zeros((missing, mask.shape[1]), np.float32)])
-        batches.append({"tokens": chunk, "mask": mask})
+    for start in range(0, min(size, batch_size * max_batches), batch_size):
+        batch = {}
+        for key, array in arrays.items():
+            chunk = array[start : start + batch_size]
+            missing = batch_size - len(chunk)
+            if missing:
+                filler = np.full((missing, *array.shape[1:]), pad[key], dtype=array.dtype)
+                chunk = np.concatenate([chunk, filler])
+            batch[key] = chunk
+        batches.append(batch)
     return batches
 
 

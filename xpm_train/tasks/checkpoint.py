@@ -29,6 +29,8 @@ class Checkpoint(Config):
     """Checkpoints folder of the training job"""
     step: Meta[int]
     """The step of the checkpoint to use (the final one)"""
+    metrics: Meta[Path | None]
+    """The training metrics (JSON lines) of the job that produced it"""
 
     def load(self) -> LoadedModel:
         return load_checkpoint(self)

@@ -14,12 +14,12 @@ import numpy as np
 from flax import nnx
 
 from xpm_train.data.loader import Batch, Prefetcher
+from xpm_train.objectives.base import LossOutput, Objective
 from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
 from xpm_train.training.checkpoint import CheckpointStore
 from xpm_train.training.mesh import batch_sharding, data_parallel_size, make_mesh
 from xpm_train.training.metrics import MetricsLog, read_metrics
-from xpm_train.training.objectives import LossOutput, Objective
 from xpm_train.training.result import TrainResult
 from xpm_train.training.state import (
     ModelDef,

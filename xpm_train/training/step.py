@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from xpm_train.training.objectives import Batch, LossOutput, Objective
+from xpm_train.objectives.base import Batch, LossOutput, Objective
 from xpm_train.training.state import ModelDef, Params, TrainState
 
 Metrics = dict[str, jax.Array]

@@ -1,4 +1,4 @@
-"""Objectives: what a stage optimises, as a loss over one micro-batch.
+"""The objective interface: a loss over one micro-batch, as sums and a weight.
 
 An objective returns *sums* and a weight (e.g. the number of target tokens, or of preference
 pairs) so that gradient accumulation over micro-batches and evaluation over many batches give
@@ -49,15 +49,3 @@ def token_cross_entropy(
     """Sum of masked next-token cross-entropies and the number of counted tokens."""
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     return jnp.sum(losses * mask), jnp.sum(mask)
-
-
-class NextTokenPrediction:
-    """Causal language modelling: mean cross-entropy of every next token of the block."""
-
-    def __call__(
-        self, model: nnx.Module, batch: Batch, frozen: Any, rngs: nnx.Rngs | None
-    ) -> LossOutput:
-        tokens = batch["tokens"]
-        logits = model(tokens[:, :-1], rngs=rngs)
-        loss_sum, count = token_cross_entropy(logits, tokens[:, 1:], batch["mask"])
-        return LossOutput(loss_sum=loss_sum, weight=count, metric_sums={})

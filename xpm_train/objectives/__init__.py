@@ -1,0 +1,1 @@
+"""Objectives: what each stage optimises (loss + what it needs besides the parameters)."""

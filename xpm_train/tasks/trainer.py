@@ -1,0 +1,139 @@
+"""What every training stage shares: optimisation parameters, the loop, the checkpoint output.
+
+A stage subclass adds its own typed parameters (data, objective settings) and says how to
+build its :class:`~xpm_train.training.loop.Stage`; nothing here is ignored by any stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from experimaestro import Meta, Param, PathGenerator, ResumableTask, field
+
+from xpm_train.data.tokenizers import Tokenizer
+from xpm_train.models.config import ModelConfig
+from xpm_train.optim.optimizers import Optimizer
+from xpm_train.optim.schedules import Schedule
+from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.progress import report_progress
+
+if TYPE_CHECKING:
+    from xpm_train.training.loop import Stage
+
+
+class ConfigError(ValueError):
+    """Inconsistent task parameters, found before the job is submitted."""
+
+
+class TrainerTask(ResumableTask):
+    """Base of the training stages. Resumable: a job killed or timed out restarts from its
+    latest checkpoint and ends with the parameters of an uninterrupted run."""
+
+    stage_name: ClassVar[str] = "trainer"
+
+    optimizer: Param[Optimizer]
+    schedule: Param[Schedule]
+    batch_size: Param[int]
+    """Examples per optimizer step (global batch)"""
+    micro_batch_size: Param[int]
+    """Examples per device in one forward/backward pass (gradients accumulate over the rest)"""
+    eval_interval: Param[int] = field(default=100)
+    eval_batches: Param[int] = field(default=8)
+    """At most this many held-out batches per evaluation"""
+    seed: Param[int] = field(default=0)
+
+    log_interval: Meta[int] = field(default=10)
+    checkpoint_interval: Meta[int] = field(default=100)
+    keep_checkpoints: Meta[int] = field(default=2)
+    """Checkpoints kept (the latest ones; the final one is always among them)"""
+    model_parallel: Meta[int] = field(default=1)
+    prefetch: Meta[int] = field(default=2)
+
+    checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    result_path: Meta[Path] = field(default_factory=PathGenerator("result.json"))
+
+    def total_steps(self) -> int:
+        raise NotImplementedError
+
+    def model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:
+        """The configuration of the trained model and its tokenizer."""
+        raise NotImplementedError
+
+    def stage_errors(self) -> list[str]:
+        """Problems with the stage's own parameters (cross-field checks)."""
+        return []
+
+    def build_stage(self) -> Stage:
+        """The stage's model, objective and data (in the job process)."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Cross-field checks that experimaestro cannot do; call before submitting."""
+        errors = []
+        try:
+            total = self.total_steps()
+        except ConfigError as error:
+            raise ConfigError(f"{self.stage_name}: {error}") from None
+        for key in (
+            "batch_size",
+            "micro_batch_size",
+            "eval_interval",
+            "log_interval",
+            "checkpoint_interval",
+        ):
+            if getattr(self, key) < 1:
+                errors.append(f"{key}={getattr(self, key)} must be >= 1")
+        if total < 1:
+            errors.append(f"the run has {total} steps; it needs at least 1")
+        if self.micro_batch_size > 0 and self.batch_size % self.micro_batch_size:
+            errors.append(
+                f"batch_size={self.batch_size} is not divisible by "
+                f"micro_batch_size={self.micro_batch_size}"
+            )
+        try:
+            self.schedule.check(total)
+        except ValueError as error:
+            errors.append(str(error))
+        errors.extend(self.stage_errors())
+        if errors:
+            raise ConfigError(f"{self.stage_name}: " + "; ".join(errors))
+
+    def checkpoint_output(self) -> Checkpoint:
+        model, tokenizer = self.model_and_tokenizer()
+        return Checkpoint.C(
+            model=model,
+            tokenizer=tokenizer,
+            path=self.checkpoints,
+            step=self.total_steps(),
+            metrics=self.metrics_path,
+        )
+
+    def task_outputs(self, dep: Any) -> Checkpoint:
+        return dep(self.checkpoint_output())
+
+    def execute(self) -> None:
+        from xpm_train.training.loop import LoopSettings, RunPaths, train
+
+        self.check()
+        settings = LoopSettings(
+            total_steps=self.total_steps(),
+            batch_size=self.batch_size,
+            micro_batch_size=self.micro_batch_size,
+            seed=self.seed,
+            eval_interval=self.eval_interval,
+            log_interval=self.log_interval,
+            checkpoint_interval=self.checkpoint_interval,
+            keep_checkpoints=self.keep_checkpoints,
+            model_parallel=self.model_parallel,
+            prefetch=self.prefetch,
+        )
+        paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path)
+        result = train(self.build_stage(), settings, paths, on_progress=report_progress)
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
+        print(
+            f"{self.stage_name} done: {result.step} steps in {result.wall_time_s:.1f}s; "
+            f"{metrics}; final checkpoint {result.checkpoint}; metrics in {self.metrics_path}",
+            flush=True,
+        )
