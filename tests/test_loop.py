@@ -9,19 +9,14 @@ from xpm_train.training.loop import NonFiniteLossError, train
 from xpm_train.training.mesh import make_mesh
 from xpm_train.training.metrics import read_metrics
 from xpm_train.training.result import TrainResult
-from xpm_train.training.state import model_def
+from xpm_train.training.state import abstract_params, model_def
 
 from .helpers import run_paths, tiny_settings, tiny_stage
 
 
 def _final_params(folder, stage, step):
     definition = model_def(stage.make_model, make_mesh())
-    target = jax.tree.map(
-        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-        definition.abstract_params,
-        definition.param_shardings,
-    )
-    return restore_params(folder / "checkpoints", step, target)
+    return restore_params(folder / "checkpoints", step, abstract_params(definition))
 
 
 def test_training_lowers_loss_and_writes_metrics_checkpoints_result(tmp_path):

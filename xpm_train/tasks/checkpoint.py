@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,9 @@ from xpm_train.models.config import ModelConfig
 
 if TYPE_CHECKING:
     from flax import nnx
+    from jax.sharding import Mesh
+
+    from xpm_train.training.state import ModelDef
 
 
 class Checkpoint(Config):
@@ -36,6 +40,43 @@ class Checkpoint(Config):
         return load_checkpoint(self)
 
 
+@dataclass(frozen=True)
+class CheckpointValues:
+    """The fields of a Checkpoint, for a checkpoint found from a job folder."""
+
+    model: ModelConfig
+    tokenizer: Tokenizer
+    path: Path
+    step: int
+    metrics: Path | None = None
+
+
+AnyCheckpoint = Checkpoint | CheckpointValues
+
+
+def model_factory(checkpoint: AnyCheckpoint, seed: int = 0) -> Callable[[], nnx.Module]:
+    """A function creating a fresh model of the checkpoint's architecture."""
+    model, tokenizer = _values(checkpoint.model), _values(checkpoint.tokenizer)
+    return lambda: model.create(tokenizer.vocab_size, seed)
+
+
+def restore_checkpoint(
+    checkpoint: AnyCheckpoint, mesh: Mesh, step: int | None = None
+) -> tuple[ModelDef, dict[str, Any]]:
+    """The model's structure and its parameters, placed on ``mesh``."""
+    from xpm_train.training.checkpoint import restore_params
+    from xpm_train.training.state import abstract_params, model_def
+
+    definition = model_def(model_factory(checkpoint), mesh)
+    chosen = checkpoint.step if step is None else step
+    return definition, restore_params(Path(checkpoint.path), chosen, abstract_params(definition))
+
+
+def _values(config: Any) -> Any:
+    """The value object of a configuration (objects in a job process already are)."""
+    return config.instance() if isinstance(config, ConfigMixin) else config
+
+
 @dataclass
 class LoadedModel:
     """A model ready to call (``model(tokens)`` gives logits) and its parameters."""
@@ -46,39 +87,17 @@ class LoadedModel:
     step: int
 
 
-def load_checkpoint(source: Checkpoint | Path | str, step: int | None = None) -> LoadedModel:
+def load_checkpoint(source: AnyCheckpoint | Path | str, step: int | None = None) -> LoadedModel:
     """Load a trained model from a Checkpoint output or from a training job's folder.
 
-    ``step`` selects another checkpoint of the job than the one of the output (default).
+    ``step`` selects another checkpoint of the job than the final one.
     """
-    import jax
-
-    from xpm_train.training.checkpoint import restore_params
     from xpm_train.training.mesh import make_mesh
-    from xpm_train.training.state import model_def
 
     if isinstance(source, (str, Path)):
         from experimaestro import from_task_dir
 
-        task = from_task_dir(Path(source), as_instance=True)
-        model_config, tokenizer = task.model, task.tokenizer
-        folder, final_step = Path(task.checkpoints), task.total_steps()
-    else:
-        model_config, tokenizer = source.model, source.tokenizer
-        folder, final_step = Path(source.path), source.step
-    if isinstance(model_config, ConfigMixin):  # a configuration, not a value object
-        model_config, tokenizer = model_config.instance(), tokenizer.instance()
-    mesh = make_mesh()
-
-    def make_model() -> nnx.Module:
-        return model_config.create(tokenizer.vocab_size, seed=0)
-
-    definition = model_def(make_model, mesh)
-    target = jax.tree.map(
-        lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
-        definition.abstract_params,
-        definition.param_shardings,
-    )
-    chosen = final_step if step is None else step
-    params = restore_params(folder, chosen, target)
-    return LoadedModel(definition.merge(params), params, tokenizer, chosen)
+        source = from_task_dir(Path(source), as_instance=True).checkpoint_values()
+    definition, params = restore_checkpoint(source, make_mesh(), step)
+    chosen = source.step if step is None else step
+    return LoadedModel(definition.merge(params), params, _values(source.tokenizer), chosen)

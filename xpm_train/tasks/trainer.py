@@ -15,7 +15,7 @@ from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
 from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
-from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.progress import report_progress
 
 if TYPE_CHECKING:
@@ -108,6 +108,13 @@ class TrainerTask(ResumableTask):
             path=self.checkpoints,
             step=self.total_steps(),
             metrics=self.metrics_path,
+        )
+
+    def checkpoint_values(self) -> CheckpointValues:
+        """The final checkpoint of this (finished) job, e.g. reloaded from its folder."""
+        model, tokenizer = self.model_and_tokenizer()
+        return CheckpointValues(
+            model, tokenizer, Path(self.checkpoints), self.total_steps(), Path(self.metrics_path)
         )
 
     def task_outputs(self, dep: Any) -> Checkpoint:

@@ -48,6 +48,7 @@ class ModelDef:
     graphdef: nnx.GraphDef
     abstract_params: Params
     param_shardings: Params
+    mesh: Mesh
 
     def merge(self, params: Params) -> nnx.Module:
         return nnx.merge(self.graphdef, params)
@@ -58,7 +59,16 @@ def model_def(make_model: Any, mesh: Mesh) -> ModelDef:
     abstract = nnx.eval_shape(make_model)
     graphdef, params = nnx.split(abstract, nnx.Param)
     shardings = nnx.to_pure_dict(nnx.get_named_sharding(params, mesh))
-    return ModelDef(graphdef, nnx.to_pure_dict(params), shardings)
+    return ModelDef(graphdef, nnx.to_pure_dict(params), shardings, mesh)
+
+
+def abstract_params(definition: ModelDef) -> Params:
+    """Shapes, dtypes and shardings of the parameters, as a restore target."""
+    return jax.tree.map(
+        lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
+        definition.abstract_params,
+        definition.param_shardings,
+    )
 
 
 def init_params(make_model: Any, definition: ModelDef) -> Params:
