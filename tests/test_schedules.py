@@ -1,6 +1,6 @@
 import pytest
 
-from xpm_train.optim.schedules import Cosine, WarmupStableDecay
+from xpm_train.optim.schedules import Cosine, WarmupStableDecay, WarmupStableDecayStable
 
 
 def test_cosine_values_at_known_steps():
@@ -22,3 +22,14 @@ def test_warmup_longer_than_training_is_rejected():
         Cosine.C(lr_warmup_steps=200).instance().check(100)
     with pytest.raises(ValueError, match="exceed the 100 training steps"):
         WarmupStableDecay.C(lr_warmup_steps=60, decay_fraction=0.5).instance().check(100)
+
+
+def test_wsds_values_at_known_steps():
+    schedule = WarmupStableDecayStable.C(
+        lr=1.0, lr_min_ratio=0.1, lr_warmup_steps=10, decay_fraction=0.2, tail_fraction=0.5
+    ).instance()
+    steps = (0, 10, 29, 30, 40, 50, 75, 100)
+    values = [schedule.value(step, 100) for step in steps]
+    assert values == pytest.approx([0.0, 1.0, 1.0, 1.0, 0.55, 0.1, 0.1, 0.1], abs=1e-6)
+    with pytest.raises(ValueError, match="exceed the 100 training steps"):
+        WarmupStableDecayStable.C(lr_warmup_steps=40, decay_fraction=0.2).instance().check(100)

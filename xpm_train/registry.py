@@ -19,6 +19,7 @@ ConfigType = TypeVar("ConfigType", bound=type[Config])
 COMPONENT_MODULES = (
     "xpm_train.data.tokenizers",
     "xpm_train.data.datasets",
+    "xpm_train.data.preferences",
     "xpm_train.models.config",
     "xpm_train.optim.optimizers",
     "xpm_train.optim.schedules",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from xpm_train.data.datasets import DatasetError, TextDataset
 from xpm_train.data.tokenizers import Tokenizer
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -18,10 +21,9 @@ class PackedData:
     eval: np.ndarray
 
 
-def split_documents(
-    documents: list[str], eval_fraction: float, seed: int
-) -> tuple[list[str], list[str]]:
-    """Deterministic held-out split: the same documents go to eval for the same seed."""
+def split_documents(documents: list[T], eval_fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """Deterministic held-out split: the same documents (or any items) go to eval for the
+    same seed."""
     if not 0.0 <= eval_fraction < 1.0:
         raise DatasetError(f"eval_fraction={eval_fraction} must be in [0, 1)")
     order = np.random.default_rng(seed).permutation(len(documents))

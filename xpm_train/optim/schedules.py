@@ -97,3 +97,42 @@ class WarmupStableDecay(Schedule):
             return self.lr * (1.0 - (1.0 - self.lr_min_ratio) * progress)
 
         return lambda step: self._warmup(step, stable_then_decay)
+
+
+@register("schedule", "wsds")
+class WarmupStableDecayStable(Schedule):
+    """For continued training: warmup, constant ``lr``, a linear decay over
+    ``decay_fraction`` of the steps, then a constant tail at ``lr * lr_min_ratio`` for the last
+    ``tail_fraction`` of the steps."""
+
+    decay_fraction: Param[float] = field(default=0.1)
+    tail_fraction: Param[float] = field(default=0.5)
+
+    def phases(self, total_steps: int) -> tuple[int, int]:
+        """(first step of the decay, first step of the tail)."""
+        tail_start = total_steps - int(round(total_steps * self.tail_fraction))
+        return tail_start - int(round(total_steps * self.decay_fraction)), tail_start
+
+    def check(self, total_steps: int) -> None:
+        super().check(total_steps)
+        decay_start, _ = self.phases(total_steps)
+        if not (0 <= self.decay_fraction <= 1 and 0 <= self.tail_fraction <= 1):
+            raise ValueError("wsds schedule: decay_fraction and tail_fraction must be in [0, 1]")
+        if decay_start < self.lr_warmup_steps:
+            raise ValueError(
+                f"wsds schedule: warmup ({self.lr_warmup_steps} steps), decay and tail "
+                f"({self.decay_fraction} + {self.tail_fraction} of the steps) exceed the "
+                f"{total_steps} training steps"
+            )
+
+    def build(self, total_steps: int) -> Callable[[Any], Any]:
+        import jax.numpy as jnp
+
+        decay_start, tail_start = self.phases(total_steps)
+        span = max(1, tail_start - decay_start)
+
+        def stable_decay_stable(step: Any) -> Any:
+            progress = jnp.clip((step - decay_start) / span, 0.0, 1.0)
+            return self.lr * (1.0 - (1.0 - self.lr_min_ratio) * progress)
+
+        return lambda step: self._warmup(step, stable_decay_stable)

@@ -1,0 +1,102 @@
+"""Stage data made of tokenised preference pairs (DPO)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from xpm_train.data.datasets import DatasetError
+from xpm_train.data.loader import Batch, StepBatches, eval_batches
+from xpm_train.data.packing import split_documents
+from xpm_train.data.preferences import PreferenceDataset, PreferencePair
+from xpm_train.data.tokenizers import Tokenizer
+
+
+def encode_pairs(
+    pairs: list[PreferencePair], tokenizer: Tokenizer, seq_len: int
+) -> dict[str, np.ndarray]:
+    """``chosen``/``rejected``: prompt + completion + end-of-sequence, padded to
+    ``seq_len + 1`` tokens; ``*_mask``: 1 on the target positions of the completion only
+    (prompt tokens are never scored); ``weight``: 1 per real pair."""
+    size = len(pairs)
+    arrays = {
+        "chosen": np.full((size, seq_len + 1), tokenizer.pad_id, np.int32),
+        "rejected": np.full((size, seq_len + 1), tokenizer.pad_id, np.int32),
+        "chosen_mask": np.zeros((size, seq_len), np.float32),
+        "rejected_mask": np.zeros((size, seq_len), np.float32),
+        "weight": np.ones(size, np.float32),
+    }
+    eos = np.array([tokenizer.eos_id], np.int32)
+    for row, pair in enumerate(pairs):
+        prompt = tokenizer.encode(pair.prompt)
+        for side, completion in (("chosen", pair.chosen), ("rejected", pair.rejected)):
+            tokens = np.concatenate([prompt, tokenizer.encode(completion), eos])
+            if len(tokens) > seq_len + 1:
+                raise DatasetError(
+                    f"preference pair {row} ({pair.prompt!r} -> {completion!r}) has "
+                    f"{len(tokens)} tokens, more than seq_len + 1 = {seq_len + 1}; raise seq_len"
+                )
+            if len(prompt) == 0:
+                raise DatasetError(f"preference pair {row} has an empty prompt")
+            arrays[side][row, : len(tokens)] = tokens
+            arrays[f"{side}_mask"][row, len(prompt) - 1 : len(tokens) - 1] = 1.0
+    return arrays
+
+
+@dataclass
+class PairData:
+    """Shuffled training pairs by step and the held-out pairs of a preference dataset."""
+
+    train: dict[str, np.ndarray]
+    eval: dict[str, np.ndarray]
+    batch_size: int
+    seed: int
+    pad_id: int
+    max_eval_batches: int
+    seq_len: int
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: PreferenceDataset,
+        tokenizer: Tokenizer,
+        seq_len: int,
+        batch_size: int,
+        eval_fraction: float,
+        max_eval_batches: int,
+        seed: int,
+    ) -> PairData:
+        pairs = dataset.pairs()
+        if not pairs:
+            raise DatasetError(f"preference dataset {dataset} is empty")
+        train, held_out = split_documents(pairs, eval_fraction, seed)
+        return cls(
+            encode_pairs(train, tokenizer, seq_len),
+            encode_pairs(held_out, tokenizer, seq_len),
+            batch_size,
+            seed,
+            tokenizer.pad_id,
+            max_eval_batches,
+            seq_len,
+        )
+
+    @property
+    def tokens_per_sample(self) -> int:
+        return 2 * self.seq_len
+
+    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+        return StepBatches(self.train, self.batch_size, accum_steps, self.seed)
+
+    def eval_batches(self, batch_size: int) -> list[Batch]:
+        if len(self.eval["weight"]) == 0:
+            return []
+        pad = {
+            "chosen": self.pad_id,
+            "rejected": self.pad_id,
+            "chosen_mask": 0.0,
+            "rejected_mask": 0.0,
+            "weight": 0.0,
+        }
+        return eval_batches(self.eval, batch_size, self.max_eval_batches, pad)

@@ -1,0 +1,65 @@
+"""Stage 2: continued training on new data with a token-level KL penalty (see objectives.kl)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from experimaestro import Param, field
+
+from xpm_train.data.datasets import TextDataset
+from xpm_train.tasks.finetune import FinetuneTask
+
+if TYPE_CHECKING:
+    from xpm_train.training.loop import Stage
+
+
+class KLStage(FinetuneTask):
+    """Continue training ``init`` on ``dataset`` with ``loss = CE + beta * KL(., reference)``."""
+
+    stage_name = "kl"
+
+    dataset: Param[TextDataset]
+    """The new data"""
+    beta: Param[float] = field(default=0.1)
+    """Weight of the KL penalty (0: plain continued training)"""
+    direction: Param[str] = field(default="forward")
+    """forward: KL(reference || policy); reverse: KL(policy || reference)"""
+
+    def stage_errors(self) -> list[str]:
+        from xpm_train.objectives.kl import DIRECTIONS
+
+        errors = super().stage_errors()
+        if self.direction not in DIRECTIONS:
+            errors.append(f"direction={self.direction!r} is not one of {', '.join(DIRECTIONS)}")
+        if self.beta < 0:
+            errors.append(f"beta={self.beta} must be >= 0")
+        try:
+            self.dataset.check()
+        except ValueError as error:
+            errors.append(str(error))
+        return errors
+
+    def build_stage(self) -> Stage:
+        from xpm_train.data.blocks import BlockData
+        from xpm_train.objectives.kl import KLRegularizedLM
+        from xpm_train.training.loop import Stage
+
+        data = BlockData.from_dataset(
+            self.dataset,
+            self.init.tokenizer,
+            self.seq_len,
+            self.batch_size,
+            self.eval_fraction,
+            self.eval_batches,
+            self.seed,
+        )
+        objective = KLRegularizedLM(self.reference_graphdef(), self.beta, self.direction)
+        return Stage(
+            make_model=self.policy_factory(),
+            objective=objective,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            data=data,
+            initial_params=self.initial_params,
+            frozen=self.reference_params,
+        )
