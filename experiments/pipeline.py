@@ -1,7 +1,10 @@
-"""The xpm-train experiment: ``experimaestro run-experiment --workdir runs yaml/full.yaml``.
+"""The xpm-train pipeline: ``experimaestro run-experiment --workdir runs yaml/full.yaml``.
 
-Each YAML section describes one stage; components (model, tokenizer, dataset, optimizer,
-schedule) are chosen by their registered ``name``.
+pretrain -> KL stage-2 -> DPO, an evaluation of each stage's checkpoint, and a report. Each
+YAML section holds one stage's own parameters; components (model, tokenizer, datasets,
+optimizer, schedule, preferences) are chosen by their registered ``name``. (No
+``from __future__ import annotations`` here: experimaestro 2.7.0 cannot resolve a string
+annotation of ``run``'s configuration.)
 """
 
 from typing import Any
@@ -10,23 +13,46 @@ import attrs
 from experimaestro.experiments import ConfigurationBase, ExperimentHelper, configuration
 
 from xpm_train.registry import build
+from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.dpo import DPO
+from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
+from xpm_train.tasks.kl_stage import KLStage
 from xpm_train.tasks.pretrain import Pretrain
+from xpm_train.tasks.report import Report
+
+#: Parameters every training section passes through to its task as they are.
+TRAINING_KEYS = (
+    "batch_size",
+    "micro_batch_size",
+    "eval_interval",
+    "eval_batches",
+    "seed",
+    "log_interval",
+    "checkpoint_interval",
+    "keep_checkpoints",
+    "model_parallel",
+    "eval_fraction",
+    "seq_len",
+)
+
+
+def _component(kind: str) -> Any:
+    return attrs.field(factory=lambda: {"name": kind})
+
+
+def _values(section: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: getattr(section, key) for key in keys if getattr(section, key) is not None}
 
 
 @configuration()
-class PretrainSection:
-    """Parameters of the Pretrain task; components are ``{name: ..., <params>}`` mappings."""
+class TrainingSection:
+    """What every training stage's section has."""
 
-    model: dict[str, Any] = attrs.field(factory=lambda: {"name": "transformer"})
-    tokenizer: dict[str, Any] = attrs.field(factory=lambda: {"name": "bytes"})
-    dataset: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
     optimizer: dict[str, Any] = attrs.field(factory=lambda: {"name": "adamw"})
     schedule: dict[str, Any] = attrs.field(factory=lambda: {"name": "cosine"})
     seq_len: int = 64
     batch_size: int = 32
     micro_batch_size: int = 32
-    steps: int | None = None
-    tokens: int | None = None
     eval_fraction: float = 0.05
     eval_interval: int = 100
     eval_batches: int = 8
@@ -36,32 +62,98 @@ class PretrainSection:
     keep_checkpoints: int = 2
     model_parallel: int = 1
 
+    def common(self, stage: str) -> dict[str, Any]:
+        return {
+            "optimizer": build("optimizer", self.optimizer, where=f"{stage}.optimizer"),
+            "schedule": build("schedule", self.schedule, where=f"{stage}.schedule"),
+            **_values(self, TRAINING_KEYS),
+        }
+
+
+@configuration()
+class PretrainSection(TrainingSection):
+    model: dict[str, Any] = attrs.field(factory=lambda: {"name": "transformer"})
+    tokenizer: dict[str, Any] = attrs.field(factory=lambda: {"name": "bytes"})
+    dataset: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
+    steps: int | None = None
+    tokens: int | None = None
+
     def task(self) -> Pretrain:
-        """The Pretrain task configuration, checked before anything is submitted."""
-        components = {
-            kind: build(kind, getattr(self, kind), where=f"pretrain.{kind}")
-            for kind in ("model", "tokenizer", "dataset", "optimizer", "schedule")
-        }
-        scalars = {
-            key: getattr(self, key)
-            for key in (
-                "seq_len",
-                "batch_size",
-                "micro_batch_size",
-                "eval_fraction",
-                "eval_interval",
-                "eval_batches",
-                "seed",
-                "log_interval",
-                "checkpoint_interval",
-                "keep_checkpoints",
-                "model_parallel",
+        task = Pretrain.C(
+            model=build("model", self.model, where="pretrain.model"),
+            tokenizer=build("tokenizer", self.tokenizer, where="pretrain.tokenizer"),
+            dataset=build("dataset", self.dataset, where="pretrain.dataset"),
+            **self.common("pretrain"),
+            **_values(self, ("steps", "tokens")),
+        )
+        task.check()
+        return task
+
+
+@configuration()
+class KLSection(TrainingSection):
+    dataset: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
+    steps: int = 300
+    beta: float = 0.1
+    direction: str = "forward"
+
+    def task(self, init: Checkpoint) -> KLStage:
+        task = KLStage.C(
+            init=init,
+            dataset=build("dataset", self.dataset, where="kl.dataset"),
+            steps=self.steps,
+            beta=self.beta,
+            direction=self.direction,
+            **self.common("kl"),
+        )
+        task.check()
+        return task
+
+
+@configuration()
+class DPOSection(TrainingSection):
+    preferences: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
+    steps: int = 200
+    beta: float = 0.1
+    label_smoothing: float = 0.0
+
+    def task(self, init: Checkpoint, pretrain: Pretrain) -> DPO:
+        spec = dict(self.preferences)
+        if spec.get("name") == "arithmetic":
+            # By default, the pretraining facts (its training split only).
+            facts = spec.pop("facts", None)
+            spec["facts"] = (
+                build("dataset", facts, where="dpo.preferences.facts")
+                if facts
+                else pretrain.dataset
             )
-        }
-        budget = {
-            key: getattr(self, key) for key in ("steps", "tokens") if getattr(self, key) is not None
-        }
-        task = Pretrain.C(**components, **scalars, **budget)
+            spec.setdefault("eval_fraction", pretrain.eval_fraction)
+            spec.setdefault("split_seed", pretrain.seed)
+        task = DPO.C(
+            init=init,
+            preferences=build("preferences", spec, where="dpo.preferences"),
+            steps=self.steps,
+            beta=self.beta,
+            label_smoothing=self.label_smoothing,
+            **self.common("dpo"),
+        )
+        task.check()
+        return task
+
+
+@configuration()
+class EvaluationSection:
+    seq_len: int = 64
+    batch_size: int = 32
+    max_batches: int = 16
+    max_problems: int = 500
+
+    def task(self, checkpoint: Checkpoint, datasets: dict[str, HeldOutSplit]) -> Evaluate:
+        task = Evaluate.C(
+            checkpoint=checkpoint,
+            datasets=datasets,
+            **_values(self, ("seq_len", "batch_size", "max_batches", "max_problems")),
+        )
         task.check()
         return task
 
@@ -69,9 +161,31 @@ class PretrainSection:
 @configuration()
 class Configuration(ConfigurationBase):
     pretrain: PretrainSection = attrs.field(factory=PretrainSection)
+    kl: KLSection = attrs.field(factory=KLSection)
+    dpo: DPOSection = attrs.field(factory=DPOSection)
+    evaluation: EvaluationSection = attrs.field(factory=EvaluationSection)
 
 
 def run(helper: ExperimentHelper, cfg: Configuration) -> None:
-    checkpoint = cfg.pretrain.task().submit()
+    pretrain = cfg.pretrain.task()
+    pretrained = pretrain.submit()
+    kl = cfg.kl.task(pretrained)
+    kl_trained = kl.submit()
+    dpo_trained = cfg.dpo.task(kl_trained, pretrain).submit()
+    held_out = {
+        "stage1_data": HeldOutSplit.C(
+            dataset=pretrain.dataset, eval_fraction=pretrain.eval_fraction, seed=pretrain.seed
+        ),
+        "stage2_data": HeldOutSplit.C(
+            dataset=kl.dataset, eval_fraction=kl.eval_fraction, seed=kl.seed
+        ),
+    }
+    outputs = {"pretrain": pretrained, "kl": kl_trained, "dpo": dpo_trained}
+    evaluations = {
+        stage: cfg.evaluation.task(checkpoint, held_out).submit()
+        for stage, checkpoint in outputs.items()
+    }
+    report = Report.C(evaluations=evaluations, title=cfg.title or cfg.id)
+    report.submit()
     helper.xp.wait()
-    print(f"Pretrained model: {checkpoint.path}/{checkpoint.step}", flush=True)
+    print(f"Report: {report.report_path}", flush=True)

@@ -14,8 +14,18 @@ from xpm_train.objectives.dpo import DirectPreference, dpo_losses, sequence_logp
 from .conftest import tiny_components
 
 
-def numpy_dpo(logits_pc, logits_pr, logits_rc, logits_rr, targets_c, targets_r, mask_c, mask_r,
-              beta, smoothing):
+def numpy_dpo(
+    logits_pc,
+    logits_pr,
+    logits_rc,
+    logits_rr,
+    targets_c,
+    targets_r,
+    mask_c,
+    mask_r,
+    beta,
+    smoothing,
+):
     """An independent implementation of the DPO formula (TRL's sigmoid loss)."""
 
     def logps(logits, targets, mask):
@@ -61,19 +71,20 @@ def test_logits_at_prompt_positions_do_not_matter():
     mask[:, 3:] = 1.0  # the first 3 target positions belong to the prompt
     changed = logits.copy()
     changed[:, :3] = rng.normal(size=(2, 3, 9)) * 10
-    np.testing.assert_allclose(sequence_logps(logits, targets, mask),
-                               sequence_logps(changed, targets, mask), rtol=1e-6)
+    np.testing.assert_allclose(
+        sequence_logps(logits, targets, mask), sequence_logps(changed, targets, mask), rtol=1e-6
+    )
 
 
 def test_encoding_scores_completion_tokens_only():
     tokenizer = ByteTokenizer.C().instance()
     arrays = encode_pairs([PreferencePair("1+2=", "3", "40")], tokenizer, seq_len=10)
     chosen = arrays["chosen"][0]
-    assert tokenizer.decode(chosen) == "1+2=3"
-    assert chosen[5] == tokenizer.eos_id and chosen[6] == tokenizer.pad_id
-    # targets are tokens[1:]: the completion "3" + eos are targets 4 and 5 (indices 3, 4)
-    assert arrays["chosen_mask"][0].tolist() == [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]
-    assert arrays["rejected_mask"][0].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert chosen[0] == tokenizer.eos_id and tokenizer.decode(chosen) == "1+2=3"
+    assert chosen[6] == tokenizer.eos_id and chosen[7] == tokenizer.pad_id
+    # [eos] 1 + 2 = 3 [eos]: targets are tokens[1:]; "3" and the final eos are targets 5 and 6
+    assert arrays["chosen_mask"][0].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert arrays["rejected_mask"][0].tolist() == [0, 0, 0, 0, 1, 1, 1, 0, 0, 0]
 
 
 def _pair_batch(tokenizer, pairs, seq_len=12):

@@ -11,13 +11,13 @@ from xpm_train.data.datasets import DatasetError
 from xpm_train.data.loader import Batch, StepBatches, eval_batches
 from xpm_train.data.packing import split_documents
 from xpm_train.data.preferences import PreferenceDataset, PreferencePair
-from xpm_train.data.tokenizers import Tokenizer
+from xpm_train.data.tokenizers import Tokenizer, encode_prompt
 
 
 def encode_pairs(
     pairs: list[PreferencePair], tokenizer: Tokenizer, seq_len: int
 ) -> dict[str, np.ndarray]:
-    """``chosen``/``rejected``: prompt + completion + end-of-sequence, padded to
+    """``chosen``/``rejected``: [eos] + prompt + completion + eos (see ``encode_prompt``), padded to
     ``seq_len + 1`` tokens; ``*_mask``: 1 on the target positions of the completion only
     (prompt tokens are never scored); ``weight``: 1 per real pair."""
     size = len(pairs)
@@ -30,7 +30,7 @@ def encode_pairs(
     }
     eos = np.array([tokenizer.eos_id], np.int32)
     for row, pair in enumerate(pairs):
-        prompt = tokenizer.encode(pair.prompt)
+        prompt = encode_prompt(tokenizer, pair.prompt)
         for side, completion in (("chosen", pair.chosen), ("rejected", pair.rejected)):
             tokens = np.concatenate([prompt, tokenizer.encode(completion), eos])
             if len(tokens) > seq_len + 1:
@@ -38,8 +38,6 @@ def encode_pairs(
                     f"preference pair {row} ({pair.prompt!r} -> {completion!r}) has "
                     f"{len(tokens)} tokens, more than seq_len + 1 = {seq_len + 1}; raise seq_len"
                 )
-            if len(prompt) == 0:
-                raise DatasetError(f"preference pair {row} has an empty prompt")
             arrays[side][row, : len(tokens)] = tokens
             arrays[f"{side}_mask"][row, len(prompt) - 1 : len(tokens) - 1] = 1.0
     return arrays

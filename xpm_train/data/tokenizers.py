@@ -60,3 +60,12 @@ class ByteTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         data = bytes(int(i) for i in np.asarray(ids).reshape(-1) if 0 <= int(i) < 256)
         return data.decode("utf-8", errors="replace")
+
+
+def encode_prompt(tokenizer: Tokenizer, text: str) -> np.ndarray:
+    """Token ids of a text that starts a document.
+
+    In packed training streams every document follows an end-of-sequence token, so a prompt
+    gets the same context by starting with one.
+    """
+    return np.concatenate([[tokenizer.eos_id], tokenizer.encode(text)]).astype(np.int32)

@@ -36,6 +36,9 @@ jax.tree_util.register_dataclass(
 class Objective(Protocol):
     """The stage-specific part of training."""
 
+    #: The metric whose exponential is a perplexity (a mean token cross-entropy), or None.
+    perplexity_of: str | None
+
     def __call__(
         self, model: nnx.Module, batch: Batch, frozen: Any, rngs: nnx.Rngs | None
     ) -> LossOutput:

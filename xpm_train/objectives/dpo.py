@@ -45,6 +45,8 @@ def dpo_losses(
 class DirectPreference:
     """DPO against a frozen reference (``frozen`` holds its parameters)."""
 
+    perplexity_of: str | None = None
+
     def __init__(self, reference_graphdef: nnx.GraphDef, beta: float, label_smoothing: float):
         self.reference_graphdef = reference_graphdef
         self.beta = beta

@@ -42,6 +42,8 @@ class KLRegularizedLM:
     reference runs deterministically and under ``stop_gradient``.
     """
 
+    perplexity_of: str | None = "ce"
+
     def __init__(self, reference_graphdef: nnx.GraphDef, beta: float, direction: str):
         if direction not in DIRECTIONS:
             raise ValueError(f"KL direction {direction!r} is not one of {', '.join(DIRECTIONS)}")

@@ -12,6 +12,8 @@ from xpm_train.objectives.base import Batch, LossOutput, token_cross_entropy
 class NextTokenPrediction:
     """Causal language modelling: mean cross-entropy of every next token of the block."""
 
+    perplexity_of: str | None = "loss"
+
     def __call__(
         self, model: nnx.Module, batch: Batch, frozen: Any, rngs: nnx.Rngs | None
     ) -> LossOutput:

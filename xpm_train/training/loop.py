@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jax
-import numpy as np
 from flax import nnx
 
 from xpm_train.data.loader import Batch, Prefetcher
-from xpm_train.objectives.base import LossOutput, Objective
+from xpm_train.objectives.base import Objective
 from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
 from xpm_train.training.checkpoint import CheckpointStore
-from xpm_train.training.mesh import batch_sharding, data_parallel_size, make_mesh
+from xpm_train.training.evaluation import mean_metrics
+from xpm_train.training.mesh import data_parallel_size, make_mesh, shard_batch
 from xpm_train.training.metrics import MetricsLog, read_metrics
 from xpm_train.training.result import TrainResult
 from xpm_train.training.state import (
@@ -125,11 +125,9 @@ class _Trainer:
         self.tx = stage.optimizer.build(self.learning_rate)
         self.shardings = state_shardings(self.definition, self.tx, self.mesh)
         self.store = CheckpointStore(paths.checkpoints, settings.keep_checkpoints)
-        self.train_sharding = batch_sharding(self.mesh, 3, 1)
-        self.eval_sharding = batch_sharding(self.mesh, 2, 0)
         self.train_step = jax.jit(
             make_train_step(self.definition, stage.objective, self.tx, self.learning_rate),
-            in_shardings=(self.shardings, self.train_sharding, None),
+            in_shardings=(self.shardings, None, None),  # batches arrive placed
             out_shardings=(self.shardings, None),
             donate_argnums=(0,),
         )
@@ -149,19 +147,14 @@ class _Trainer:
         return create_state(params, self.tx, self.settings.seed, self.shardings), 0, {}
 
     def evaluate(self, params: Params, batches: list[Batch], frozen: Any) -> dict[str, float]:
-        if not batches:
-            return {}
-        totals: LossOutput | None = None
-        for batch in batches:
-            out = self.eval_step(params, jax.device_put(batch, self.eval_sharding), frozen)
-            totals = out if totals is None else jax.tree.map(np.add, totals, out)
-        assert totals is not None
-        totals = jax.device_get(totals)
-        weight = max(float(totals.weight), 1e-9)
-        metrics = {"eval/loss": float(totals.loss_sum) / weight}
-        metrics["eval/perplexity"] = math.exp(min(metrics["eval/loss"], 50.0))
-        metrics.update({f"eval/{k}": float(v) / weight for k, v in totals.metric_sums.items()})
-        return metrics
+        return mean_metrics(
+            self.eval_step,
+            params,
+            batches,
+            frozen,
+            self.mesh,
+            perplexity_of=self.stage.objective.perplexity_of,
+        )
 
     def check_finite(self, step: int, metrics: dict[str, Any]) -> dict[str, float]:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -199,7 +192,7 @@ class _Trainer:
                 stage.data.train_batches(self.accum),
                 start,
                 total,
-                place=lambda batch: jax.device_put(batch, self.train_sharding),
+                place=lambda batch: shard_batch(batch, self.mesh, batch_axis=1),
                 depth=settings.prefetch,
             )
             pending: tuple[int, Any] | None = None

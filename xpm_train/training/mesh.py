@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -30,6 +32,14 @@ def batch_sharding(mesh: Mesh, ndim: int, batch_axis: int) -> NamedSharding:
     spec = [None] * ndim
     spec[batch_axis] = DATA_AXIS
     return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+def shard_batch(batch: dict[str, Any], mesh: Mesh, batch_axis: int) -> dict[str, jax.Array]:
+    """Place every array of ``batch`` on ``mesh``, split along ``batch_axis`` over ``data``."""
+    return {
+        key: jax.device_put(value, batch_sharding(mesh, np.ndim(value), batch_axis))
+        for key, value in batch.items()
+    }
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

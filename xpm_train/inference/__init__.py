@@ -1,0 +1,1 @@
+"""Using trained models: generation and sampling from a checkpoint."""

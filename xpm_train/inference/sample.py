@@ -1,0 +1,29 @@
+"""Sample from a checkpoint: ``python -m xpm_train.inference.sample JOB_FOLDER PROMPT...``."""
+
+from __future__ import annotations
+
+import argparse
+
+from xpm_train.inference.generate import GenerationSettings, generate
+from xpm_train.tasks.checkpoint import load_checkpoint
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("job", help="folder of a training job (its final checkpoint is used)")
+    parser.add_argument("prompts", nargs="+")
+    parser.add_argument("--step", type=int, default=None, help="another checkpoint step")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    loaded = load_checkpoint(args.job, step=args.step)
+    settings = GenerationSettings(args.max_new_tokens, args.temperature, args.seed)
+    for prompt, completion in zip(
+        args.prompts, generate(loaded.model, loaded.tokenizer, args.prompts, settings), strict=True
+    ):
+        print(f"{prompt}{completion}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiment reports: tables and plots gathered from the jobs of an experiment."""
