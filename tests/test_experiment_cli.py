@@ -29,36 +29,74 @@ def run_experiment(
     )
 
 
-def test_tiny_experiment_trains_then_reruns_nothing(tmp_path):
+def job_folders(workdir: Path) -> dict[str, list[Path]]:
+    return {
+        task.name.split(".")[-1]: sorted(task.iterdir()) for task in (workdir / "jobs").iterdir()
+    }
+
+
+def test_tiny_pipeline_runs_then_reruns_only_what_changed(tmp_path):
     workdir, home = tmp_path / "ws", tmp_path / "home"
     home.mkdir()
     first = run_experiment(workdir, home)
     assert first.returncode == 0, first.stderr[-3000:]
-    jobs = list((workdir / "jobs" / "xpm_train.tasks.pretrain.pretrain").iterdir())
-    assert len(jobs) == 1
-    job = jobs[0]
-    assert (job / "pretrain.done").exists(), (job / "pretrain.err").read_text()[-3000:]
-    losses = [r["loss"] for r in read_metrics(job / "metrics.jsonl", "train")]
-    assert losses[-1] < 0.8 * losses[0]
-    assert "pretrain done: 40 steps" in (job / "pretrain.out").read_text()
-    assert (job / "checkpoints" / "40").is_dir()
     assert "ENVIRONMENTAL IMPACT TRACKING DISABLED" not in first.stderr
+    jobs = job_folders(workdir)
+    assert {task: len(folders) for task, folders in jobs.items()} == {
+        "pretrain": 1,
+        "klstage": 1,
+        "dpo": 1,
+        "evaluate": 3,
+        "report": 1,
+    }
+    for task, folders in jobs.items():
+        for folder in folders:
+            assert (folder / f"{task}.done").exists(), (folder / f"{task}.err").read_text()[-3000:]
+    pretrain = jobs["pretrain"][0]
+    losses = [r["loss"] for r in read_metrics(pretrain / "metrics.jsonl", "train")]
+    assert losses[-1] < 0.8 * losses[0]
+    assert "pretrain done: 40 steps" in (pretrain / "pretrain.out").read_text()
+    report = jobs["report"][0] / "report.md"
+    assert f"Report: {report}" in first.stdout
+    text = report.read_text()
+    assert "Held-out `stage1_data`" in text and "| dpo | 10 |" in text
+    assert (report.parent / "training_curves.png").stat().st_size > 1000
 
-    stamp = (job / "pretrain.out").stat().st_mtime_ns
-    second = run_experiment(workdir, home)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "Process started" not in second.stderr + second.stdout
-    assert (job / "pretrain.out").stat().st_mtime_ns == stamp
-    assert len(list(job.parent.iterdir())) == 1
+    logs = [folder / f"{task}.out" for task, folders in jobs.items() for folder in folders]
+    stamps = {log: log.stat().st_mtime_ns for log in logs}
+    again = run_experiment(workdir, home)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Process started" not in again.stderr + again.stdout
+    assert job_folders(workdir) == jobs
+
+    changed = run_experiment(workdir, home, "-c", "dpo.beta=0.2")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    after = job_folders(workdir)
+    new = {task: sorted(set(after[task]) - set(jobs[task])) for task in after}
+    assert {task: len(folders) for task, folders in new.items()} == {
+        "pretrain": 0,
+        "klstage": 0,
+        "dpo": 1,
+        "evaluate": 1,
+        "report": 1,
+    }
+    assert all(log.stat().st_mtime_ns == stamp for log, stamp in stamps.items())
+    assert (changed.stderr + changed.stdout).count("Process started") == 3
 
 
-def test_full_experiment_plans_one_pretrain_job(tmp_path):
+def test_full_experiment_plans_the_whole_pipeline(tmp_path):
     workdir, home = tmp_path / "ws", tmp_path / "home"
     home.mkdir()
     plan = run_experiment(
         workdir, home, "--run-mode", "dry_run", "-c", "pretrain.steps=1200", yaml="full.yaml"
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert "Simulating xpm_train.tasks.pretrain.pretrain/" in plan.stdout + plan.stderr
-    assert "checkpoints/1200" in plan.stdout
+    for task in (
+        "pretrain.pretrain",
+        "kl_stage.klstage",
+        "dpo.dpo",
+        "evaluate.evaluate",
+        "report.report",
+    ):
+        assert f"Simulating xpm_train.tasks.{task}/" in plan.stdout + plan.stderr
     assert not (workdir / "jobs").exists()

@@ -22,9 +22,38 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def evaluation_section(results: dict[str, dict[str, Any]]) -> list[str]:
+    """One table per held-out dataset: a row per stage, a column per metric."""
+    lines = ["## Evaluation", ""]
+    names = sorted({name for result in results.values() for name in result["datasets"]})
+    for name in names:
+        per_stage = {stage: result["datasets"].get(name, {}) for stage, result in results.items()}
+        metrics = sorted({key for values in per_stage.values() for key in values})
+        rows = [
+            [stage, results[stage]["step"]] + [values.get(m, "") for m in metrics]
+            for stage, values in per_stage.items()
+        ]
+        lines += [f"Held-out `{name}`:", "", markdown_table(["stage", "step"] + metrics, rows), ""]
+    return lines
+
+
+def training_section(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The last logged training and held-out metrics of each stage."""
+    final = {}
+    for stage, records in curves.items():
+        last = {}
+        for kind in ("train", "eval"):
+            last.update(next((r for r in reversed(records) if r.get("kind") == kind), {}))
+        final[stage] = {k: v for k, v in last.items() if k not in ("kind", "step")}
+    keys = sorted({key for values in final.values() for key in values})
+    rows = [[stage] + [values.get(k, "") for k in keys] for stage, values in final.items()]
+    return ["## Final training metrics", "", markdown_table(["stage"] + keys, rows), ""]
+
+
 class Report(Task):
     """Gathers the evaluations of an experiment's stages (fan-in) into ``report.md``: a
-    table (stage x dataset metric), the stages' final training metrics, and PNG plots."""
+    table per held-out dataset (stage x metric), the stages' final training metrics, and PNG
+    plots (training curves, held-out loss and accuracy bars)."""
 
     evaluations: Param[dict[str, Evaluate]]
     """Stage name -> the evaluation of its checkpoint (in pipeline order)"""
@@ -46,41 +75,14 @@ class Report(Task):
             for stage, evaluation in self.evaluations.items()
             if evaluation.checkpoint.metrics is not None
         }
-        report_progress(0.3, "plotting")
-        per_dataset = {stage: r["datasets"] for stage, r in results.items()}
-        lines = [f"# {self.title}", "", "## Evaluation", ""]
-        for name in sorted({name for d in per_dataset.values() for name in d}):
-            metrics = sorted({k for d in per_dataset.values() for k in d.get(name, {})})
-            rows = [
-                [stage, results[stage]["step"]]
-                + [per_dataset[stage].get(name, {}).get(m, "") for m in metrics]
-                for stage in results
-            ]
-            lines += [
-                f"Held-out `{name}`:",
-                "",
-                markdown_table(["stage", "step"] + metrics, rows),
-                "",
-            ]
-        final = {
-            stage: next((r for r in reversed(records) if r.get("kind") == "train"), {})
-            for stage, records in curves.items()
-        }
-        train_keys = sorted({k for record in final.values() for k in record} - {"kind", "step"})
-        lines += ["## Final training metrics", ""]
-        lines += [
-            markdown_table(
-                ["stage"] + train_keys,
-                [[s] + [r.get(k, "") for k in train_keys] for s, r in final.items()],
-            ),
-            "",
-        ]
+        lines = [f"# {self.title}", ""] + evaluation_section(results) + training_section(curves)
+        report_progress(0.5, "plotting")
         lines += ["## Plots", "", "![training curves](training_curves.png)", ""]
         training_curves(curves, folder / "training_curves.png")
         for metric in ("loss", "accuracy"):
             values = {
-                stage: {d: m[metric] for d, m in datasets_.items() if metric in m}
-                for stage, datasets_ in per_dataset.items()
+                stage: {name: m[metric] for name, m in result["datasets"].items() if metric in m}
+                for stage, result in results.items()
             }
             if any(values.values()):
                 metric_bars(values, metric, folder / f"{metric}.png")
