@@ -16,8 +16,13 @@ def test_sections_have_a_row_per_stage_and_a_column_per_metric():
     assert "Held-out `facts`:" in text
     assert "| stage | step | accuracy | loss |" in text
     assert "| dpo | 5 | 0.5 | 1.6 |" in text
-    curves = {"dpo": [{"kind": "train", "step": 5, "loss": 0.6, "rewards/accuracies": 0.9},
-                      {"kind": "eval", "step": 5, "eval/loss": 0.65}]}
+    curves = {
+        "dpo": [
+            {"kind": "train", "step": 5, "loss": 0.6, "rewards/accuracies": 0.9},
+            {"kind": "eval", "step": 5, "eval/loss": 0.65},
+        ]
+    }
     text = "\n".join(training_section(curves))
-    assert "| stage | eval/loss | loss | rewards/accuracies |" in text
-    assert "| dpo | 0.65 | 0.6 | 0.9 |" in text
+    assert "`dpo`:" in text
+    assert "| eval/loss | loss | rewards/accuracies |" in text
+    assert "| 0.65 | 0.6 | 0.9 |" in text

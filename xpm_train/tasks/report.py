@@ -38,16 +38,15 @@ def evaluation_section(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def training_section(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The last logged training and held-out metrics of each stage."""
-    final = {}
+    """The last logged training and held-out metrics of each stage, a table per stage."""
+    lines = ["## Final training metrics", ""]
     for stage, records in curves.items():
-        last = {}
+        last: dict[str, Any] = {}
         for kind in ("train", "eval"):
             last.update(next((r for r in reversed(records) if r.get("kind") == kind), {}))
-        final[stage] = {k: v for k, v in last.items() if k not in ("kind", "step")}
-    keys = sorted({key for values in final.values() for key in values})
-    rows = [[stage] + [values.get(k, "") for k in keys] for stage, values in final.items()]
-    return ["## Final training metrics", "", markdown_table(["stage"] + keys, rows), ""]
+        keys = sorted(k for k in last if k not in ("kind", "step"))
+        lines += [f"`{stage}`:", "", markdown_table(keys, [[last[k] for k in keys]]), ""]
+    return lines
 
 
 class Report(Task):
