@@ -4,6 +4,10 @@ import pytest
 from xpm_train.data.loader import Prefetcher, StepBatches, eval_batches
 
 
+def _order(batches: StepBatches, steps: range) -> np.ndarray:
+    return np.concatenate([batches(step)["tokens"].reshape(-1, 3)[:, 0] // 3 for step in steps])
+
+
 def test_batches_depend_only_on_step_and_cover_each_epoch():
     blocks = {"tokens": np.arange(10 * 3, dtype=np.int32).reshape(10, 3)}
     batches = StepBatches(blocks, batch_size=4, accum_steps=2, seed=7)
@@ -11,12 +15,20 @@ def test_batches_depend_only_on_step_and_cover_each_epoch():
     assert batches(3)["tokens"].shape == (2, 2, 3)
     np.testing.assert_array_equal(batches(3)["tokens"], again(3)["tokens"])
     np.testing.assert_array_equal(batches(1)["tokens"], again(1)["tokens"])
-    first_epoch = np.concatenate([batches.indices(s) for s in range(5)])  # 20 samples, 2 epochs
-    assert sorted(first_epoch[:10]) == list(range(10))
-    assert sorted(first_epoch[10:]) == list(range(10))
-    assert not np.array_equal(first_epoch[:10], first_epoch[10:])
+    seen = _order(batches, range(5))  # 20 samples: 2 epochs of 10
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
+    assert not np.array_equal(seen[:10], seen[10:])
     other = StepBatches(blocks, batch_size=4, accum_steps=2, seed=8)
-    assert not np.array_equal(other.indices(0), batches.indices(0))
+    assert not np.array_equal(_order(other, range(1)), seen[:4])
+
+
+def test_examples_can_change_every_epoch():
+    def examples(epoch: int) -> dict:
+        return {"tokens": np.arange(6 * 3, dtype=np.int32).reshape(6, 3) + 100 * epoch}
+
+    batches = StepBatches(examples, batch_size=4, accum_steps=1, seed=0)
+    step_1 = batches(1)["tokens"].reshape(-1, 3)  # samples 4..7: two of each epoch
+    assert sorted(step_1[:, 0] // 100) == [0, 0, 1, 1]
 
 
 def test_eval_batches_pad_and_mask_the_last_batch():

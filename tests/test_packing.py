@@ -33,8 +33,13 @@ def test_prepare_data_and_too_short_dataset():
     tokenizer = ByteTokenizer.C().instance()
     dataset = ArithmeticDataset.C(n_examples=300, max_operand=30).instance()
     data = prepare_data(dataset, tokenizer, seq_len=16, eval_fraction=0.1, seed=0)
-    assert data.train.shape[1] == 17 and data.eval.shape[1] == 17
-    assert len(data.train) > 5 * len(data.eval) > 0
+    first, second = data.train_blocks(0, seed=0), data.train_blocks(1, seed=0)
+    assert first.shape == second.shape and first.shape[1] == 17 and data.eval.shape[1] == 17
+    assert len(first) > 5 * len(data.eval) > 0
+    np.testing.assert_array_equal(first, data.train_blocks(0, seed=0))
+    assert not np.array_equal(first, second)  # documents are reordered every epoch
+    tokens = sum(len(doc) for doc in data.train_documents)
+    assert len(first) == (tokens - 1) // 16
     with pytest.raises(DatasetError, match="shorter than one block"):
         prepare_data(dataset, tokenizer, seq_len=100_000, eval_fraction=0.1, seed=0)
 

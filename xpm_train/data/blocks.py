@@ -39,10 +39,13 @@ class BlockData:
 
     @property
     def tokens_per_sample(self) -> int:
-        return self.packed.train.shape[1] - 1
+        return self.packed.seq_len
 
     def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
-        return StepBatches(_with_mask(self.packed.train), self.batch_size, accum_steps, self.seed)
+        def blocks(epoch: int) -> dict[str, np.ndarray]:
+            return _with_mask(self.packed.train_blocks(epoch, self.seed))
+
+        return StepBatches(blocks, self.batch_size, accum_steps, self.seed)
 
     def eval_batches(self, batch_size: int) -> list[Batch]:
         pad = {"tokens": self.pad_id, "mask": 0.0}

@@ -18,49 +18,71 @@ import numpy as np
 Batch = dict[str, np.ndarray]
 
 
+Examples = dict[str, np.ndarray]
+
+
 class StepBatches:
     """Seeded shuffling of examples over epochs; the batch of a step.
 
-    ``arrays`` holds the examples (all with the same first dimension); each batch array is
-    shaped ``(accum_steps, batch_size // accum_steps, ...)``.
+    ``examples`` holds the examples (arrays with the same first dimension), or is a function
+    giving those of an epoch (the same number every epoch). Each batch array is shaped
+    ``(accum_steps, batch_size // accum_steps, ...)``.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, accum_steps: int, seed: int):
+    def __init__(
+        self,
+        examples: Examples | Callable[[int], Examples],
+        batch_size: int,
+        accum_steps: int,
+        seed: int,
+    ):
         if batch_size % accum_steps:
             raise ValueError(f"batch_size={batch_size} is not divisible by {accum_steps}")
-        sizes = {len(array) for array in arrays.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"arrays have different numbers of examples: {sizes}")
-        self.arrays = arrays
-        self.size = sizes.pop()
+        self._examples = examples if callable(examples) else (lambda epoch: examples)
+        self._cache: dict[int, tuple[Examples, np.ndarray]] = {}
         self.batch_size = batch_size
         self.accum_steps = accum_steps
         self.seed = seed
-        self._epoch = -1
-        self._order = np.zeros(0, dtype=np.int64)
+        self.size = self._size(self._epoch(0)[0])
 
-    def _permutation(self, epoch: int) -> np.ndarray:
-        if epoch != self._epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._order = rng.permutation(self.size)
-            self._epoch = epoch
-        return self._order
+    @staticmethod
+    def _size(examples: Examples) -> int:
+        sizes = {len(array) for array in examples.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"arrays have different numbers of examples: {sizes}")
+        return sizes.pop()
 
-    def indices(self, step: int) -> np.ndarray:
-        """Indices of the examples of ``step`` (sample ``i`` of the run is in epoch ``i // n``)."""
-        n = self.size
+    def _epoch(self, epoch: int) -> tuple[Examples, np.ndarray]:
+        """The examples of ``epoch`` and their seeded order (the last two epochs are kept)."""
+        if epoch not in self._cache:
+            examples = self._examples(epoch)
+            order = np.random.default_rng([self.seed, epoch]).permutation(self._size(examples))
+            self._cache = {e: v for e, v in self._cache.items() if e == epoch - 1}
+            self._cache[epoch] = (examples, order)
+        return self._cache[epoch]
+
+    def indices(self, step: int) -> list[tuple[int, np.ndarray]]:
+        """(epoch, indices of its examples) of the samples of ``step``; sample ``i`` of the run
+        is the ``i % n``-th of epoch ``i // n``."""
         samples = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
-        out = np.empty(self.batch_size, dtype=np.int64)
-        for epoch in np.unique(samples // n):
-            selected = samples // n == epoch
-            out[selected] = self._permutation(int(epoch))[samples[selected] % n]
-        return out
+        return [
+            (
+                int(epoch),
+                self._epoch(int(epoch))[1][samples[samples // self.size == epoch] % self.size],
+            )
+            for epoch in np.unique(samples // self.size)
+        ]
 
     def __call__(self, step: int) -> Batch:
-        chosen = self.indices(step)
+        parts = [
+            {key: array[chosen] for key, array in self._epoch(epoch)[0].items()}
+            for epoch, chosen in self.indices(step)
+        ]
         return {
-            key: array[chosen].reshape(self.accum_steps, -1, *array.shape[1:])
-            for key, array in self.arrays.items()
+            key: np.concatenate([part[key] for part in parts]).reshape(
+                self.accum_steps, -1, *parts[0][key].shape[1:]
+            )
+            for key in parts[0]
         }
 
 

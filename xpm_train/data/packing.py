@@ -15,10 +15,20 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PackedData:
-    """Token blocks of ``seq_len + 1`` tokens (inputs and shifted targets) for each split."""
+    """A dataset's training documents (token ids, each ending with end-of-sequence) and its
+    held-out blocks of ``seq_len + 1`` tokens (inputs and shifted targets)."""
 
-    train: np.ndarray
+    train_documents: list[np.ndarray]
     eval: np.ndarray
+    seq_len: int
+
+    def train_blocks(self, epoch: int, seed: int) -> np.ndarray:
+        """The training blocks of an epoch: the documents in a seeded order of that epoch,
+        then packed. Reordering every epoch keeps a model from memorising which document
+        follows which at fixed block positions, which it does within a few epochs of a small
+        dataset packed once."""
+        order = np.random.default_rng([seed, epoch, 1]).permutation(len(self.train_documents))
+        return pack(np.concatenate([self.train_documents[i] for i in order]), self.seq_len)
 
 
 def split_documents(documents: list[T], eval_fraction: float, seed: int) -> tuple[list[T], list[T]]:
@@ -40,10 +50,15 @@ def split_documents(documents: list[T], eval_fraction: float, seed: int) -> tupl
     return train, held_out
 
 
+def encode_documents(documents: list[str], tokenizer: Tokenizer) -> list[np.ndarray]:
+    """Each document's tokens followed by the end-of-sequence token."""
+    eos = np.array([tokenizer.eos_id], dtype=np.int32)
+    return [np.concatenate([tokenizer.encode(doc), eos]) for doc in documents]
+
+
 def token_stream(documents: list[str], tokenizer: Tokenizer) -> np.ndarray:
     """All documents' tokens, each followed by the end-of-sequence token."""
-    eos = np.array([tokenizer.eos_id], dtype=np.int32)
-    parts = [piece for doc in documents for piece in (tokenizer.encode(doc), eos)]
+    parts = encode_documents(documents, tokenizer)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
 
@@ -70,8 +85,8 @@ def prepare_data(
     if not documents:
         raise DatasetError(f"dataset {dataset} is empty")
     train_docs, eval_docs = split_documents(documents, eval_fraction, seed)
-    train = pack(token_stream(train_docs, tokenizer), seq_len)
-    if len(train) == 0:
+    train = encode_documents(train_docs, tokenizer)
+    if sum(len(doc) for doc in train) < seq_len + 1:
         raise DatasetError(
             f"dataset {dataset}: its training split is shorter than one block of "
             f"seq_len + 1 = {seq_len + 1} tokens; lower seq_len or use more data"
@@ -82,4 +97,4 @@ def prepare_data(
             f"dataset {dataset}: its held-out split ({len(eval_docs)} documents) is shorter than "
             f"one block of {seq_len + 1} tokens; raise eval_fraction or lower seq_len"
         )
-    return PackedData(train=train, eval=held_out)
+    return PackedData(train_documents=train, eval=held_out, seq_len=seq_len)
