@@ -23,6 +23,14 @@ def test_arithmetic_rejects_more_facts_than_exist():
         dataset.check()
 
 
+def test_arithmetic_operand_range():
+    dataset = ArithmeticDataset.C(n_examples=50, min_operand=100, max_operand=199).instance()
+    for prompt, _ in dataset.problems():
+        assert all(100 <= int(x) <= 199 for x in prompt[:-1].split("+"))
+    with pytest.raises(DatasetError, match="must satisfy 0 <= min_operand <= max_operand"):
+        ArithmeticDataset.C(min_operand=10, max_operand=5).instance().check()
+
+
 def test_text_files_from_file_glob_and_directory(tmp_path):
     (tmp_path / "a.txt").write_text("first paragraph\n\nsecond paragraph\n")
     (tmp_path / "sub").mkdir()

@@ -43,7 +43,8 @@ class ArithmeticDataset(TextDataset):
     n_examples: Param[int] = field(default=4000)
     """Number of distinct facts"""
     max_operand: Param[int] = field(default=99)
-    """Operands are drawn from 0..max_operand"""
+    """Operands are drawn from min_operand..max_operand"""
+    min_operand: Param[int] = field(default=0)
     operations: Param[list[str]] = field(default=["+"])
     """Operations among + - *"""
     seed: Param[int] = field(default=0)
@@ -55,26 +56,32 @@ class ArithmeticDataset(TextDataset):
                 f"arithmetic dataset: operations {self.operations} must be a non-empty subset of "
                 f"{sorted(ARITHMETIC_OPERATIONS)}"
             )
-        side = self.max_operand + 1
+        if not 0 <= self.min_operand <= self.max_operand:
+            raise DatasetError(
+                f"arithmetic dataset: min_operand={self.min_operand} and max_operand="
+                f"{self.max_operand} must satisfy 0 <= min_operand <= max_operand"
+            )
+        side = self.max_operand - self.min_operand + 1
         total = side * side * len(self.operations)
         if not 0 < self.n_examples <= total:
             raise DatasetError(
                 f"arithmetic dataset: n_examples={self.n_examples} must be between 1 and {total} "
-                f"(the number of distinct facts with max_operand={self.max_operand} and "
+                f"(the number of distinct facts with operands in [{self.min_operand}, "
+                f"{self.max_operand}] and "
                 f"{len(self.operations)} operation(s))"
             )
 
     def problems(self) -> list[tuple[str, str]]:
         """The (prompt, answer) pairs, e.g. ``("17+25=", "42")``."""
         self.check()
-        side = self.max_operand + 1
+        side = self.max_operand - self.min_operand + 1
         total = side * side * len(self.operations)
         rng = np.random.default_rng(self.seed)
         chosen = rng.choice(total, size=self.n_examples, replace=False)
         pairs = []
         for index in chosen.tolist():
             op = self.operations[index // (side * side)]
-            a, b = divmod(index % (side * side), side)
+            a, b = (self.min_operand + x for x in divmod(index % (side * side), side))
             pairs.append((f"{a}{op}{b}=", str(ARITHMETIC_OPERATIONS[op](a, b))))
         return pairs
 
