@@ -54,7 +54,7 @@ def test_tiny_pipeline_runs_then_reruns_only_what_changed(tmp_path):
             assert (folder / f"{task}.done").exists(), (folder / f"{task}.err").read_text()[-3000:]
     pretrain = jobs["pretrain"][0]
     losses = [r["loss"] for r in read_metrics(pretrain / "metrics.jsonl", "train")]
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.9 * losses[0]
     assert "pretrain done: 40 steps" in (pretrain / "pretrain.out").read_text()
     report = jobs["report"][0] / "report.md"
     assert f"Report: {report}" in first.stdout

@@ -6,7 +6,7 @@ from xpm_train.registry import ComponentError, build, registered
 
 def test_builtin_components_are_registered():
     assert set(registered("dataset")) >= {"arithmetic", "text_files", "jsonl"}
-    assert set(registered("schedule")) == {"cosine", "wsd"}
+    assert set(registered("schedule")) == {"cosine", "wsd", "wsds"}
     schedule = build("schedule", {"name": "cosine", "lr": 0.5})
     assert isinstance(schedule, Cosine) and schedule.lr == 0.5
 
@@ -15,7 +15,7 @@ def test_unknown_name_lists_the_available_ones():
     with pytest.raises(
         ComponentError,
         match=r"pretrain.schedule.name: unknown schedule 'cosin'; "
-        r"available: cosine, wsd",
+        r"available: cosine, wsd, wsds",
     ):
         build("schedule", {"name": "cosin"}, where="pretrain.schedule")
     with pytest.raises(ComponentError, match="unknown optimizer None"):
