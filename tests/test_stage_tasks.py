@@ -35,15 +35,19 @@ def common(**overrides):
 
 
 def kl_stage(**overrides) -> KLStage:
-    return KLStage.C(dataset=build("dataset", {"name": "arithmetic", "n_examples": 100}),
-                     **common(**overrides))
+    return KLStage.C(
+        dataset=build("dataset", {"name": "arithmetic", "n_examples": 100}), **common(**overrides)
+    )
 
 
 def dpo(**overrides) -> DPO:
-    preferences = build("preferences", {
-        "name": "arithmetic",
-        "facts": build("dataset", {"name": "arithmetic", "n_examples": 100}),
-    })
+    preferences = build(
+        "preferences",
+        {
+            "name": "arithmetic",
+            "facts": build("dataset", {"name": "arithmetic", "n_examples": 100}),
+        },
+    )
     return DPO.C(preferences=preferences, **common(**overrides))
 
 
