@@ -143,6 +143,37 @@ class TextFiles(TextDataset):
         return docs
 
 
+def read_jsonl(path: Path, fields: tuple[str, ...], kind: str) -> list[tuple[str, ...]]:
+    """The string ``fields`` of each record of a JSON-lines file; a malformed line or a
+    record without one of the fields is an error naming the file and the line."""
+    if not path.is_file():
+        raise DatasetError(f"{kind}: file {str(path)!r} does not exist")
+    rows = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
+            missing = [
+                key
+                for key in fields
+                if not isinstance(record, dict) or not isinstance(record.get(key), str)
+            ]
+            if missing:
+                needed = ", ".join(repr(key) for key in fields)
+                raise DatasetError(
+                    f"{path}:{number}: record has no string field {missing[0]!r} "
+                    f"(a {kind} record needs {needed})"
+                )
+            rows.append(tuple(record[key] for key in fields))
+    if not rows:
+        raise DatasetError(f"{kind}: {path} holds no record")
+    return rows
+
+
 @register("dataset", "jsonl")
 class JsonlText(TextDataset):
     """A JSON-lines file whose records hold the text in one field."""
@@ -155,22 +186,5 @@ class JsonlText(TextDataset):
             raise DatasetError(f"jsonl dataset: file {self.path!r} does not exist")
 
     def documents(self) -> list[str]:
-        self.check()
-        path = Path(self.path).expanduser()
-        docs = []
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
-                if not isinstance(record, dict) or not isinstance(record.get(self.text_field), str):
-                    raise DatasetError(
-                        f"{path}:{number}: record has no string field {self.text_field!r}"
-                    )
-                docs.append(record[self.text_field])
-        if not docs:
-            raise DatasetError(f"jsonl dataset: {path} holds no record")
-        return docs
+        rows = read_jsonl(Path(self.path).expanduser(), (self.text_field,), "jsonl dataset")
+        return [text for (text,) in rows]

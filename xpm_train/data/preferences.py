@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from experimaestro import Config, Param, field
 
-from xpm_train.data.datasets import ArithmeticDataset, DatasetError
+from xpm_train.data.datasets import ArithmeticDataset, DatasetError, read_jsonl
 from xpm_train.data.packing import split_documents
 from xpm_train.registry import register
 
@@ -82,29 +81,6 @@ class JsonlPreferences(PreferenceDataset):
             raise DatasetError(f"jsonl preferences: file {self.path!r} does not exist")
 
     def pairs(self) -> list[PreferencePair]:
-        self.check()
-        path = Path(self.path).expanduser()
         fields = (self.prompt_field, self.chosen_field, self.rejected_field)
-        pairs = []
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
-                missing = [
-                    key
-                    for key in fields
-                    if not isinstance(record, dict) or not isinstance(record.get(key), str)
-                ]
-                if missing:
-                    raise DatasetError(
-                        f"{path}:{number}: record has no string field {missing[0]!r} "
-                        f"(a preference record needs {', '.join(repr(f) for f in fields)})"
-                    )
-                pairs.append(PreferencePair(*(record[key] for key in fields)))
-        if not pairs:
-            raise DatasetError(f"jsonl preferences: {path} holds no record")
-        return pairs
+        rows = read_jsonl(Path(self.path).expanduser(), fields, "preference")
+        return [PreferencePair(*row) for row in rows]

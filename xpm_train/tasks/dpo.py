@@ -8,9 +8,11 @@ from experimaestro import Param, field
 
 from xpm_train.data.preferences import PreferenceDataset
 from xpm_train.tasks.finetune import FinetuneTask
+from xpm_train.tasks.trainer import check_errors
 
 if TYPE_CHECKING:
-    from xpm_train.training.loop import Stage
+    from xpm_train.objectives.base import Objective
+    from xpm_train.training.loop import StageData
 
 
 class DPO(FinetuneTask):
@@ -34,18 +36,12 @@ class DPO(FinetuneTask):
             errors.append(f"beta={self.beta} must be > 0")
         if not 0.0 <= self.label_smoothing < 0.5:
             errors.append(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
-        try:
-            self.preferences.check()
-        except ValueError as error:
-            errors.append(str(error))
-        return errors
+        return errors + check_errors(self.preferences.check)
 
-    def build_stage(self) -> Stage:
+    def stage_data(self) -> StageData:
         from xpm_train.data.pairs import PairData
-        from xpm_train.objectives.dpo import DirectPreference
-        from xpm_train.training.loop import Stage
 
-        data = PairData.from_dataset(
+        return PairData.from_dataset(
             self.preferences,
             self.init.tokenizer,
             self.seq_len,
@@ -54,13 +50,8 @@ class DPO(FinetuneTask):
             self.eval_batches,
             self.seed,
         )
-        objective = DirectPreference(self.reference_graphdef(), self.beta, self.label_smoothing)
-        return Stage(
-            make_model=self.policy_factory(),
-            objective=objective,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            data=data,
-            initial_params=self.initial_params,
-            frozen=self.reference_params,
-        )
+
+    def objective(self) -> Objective:
+        from xpm_train.objectives.dpo import DirectPreference
+
+        return DirectPreference(self.reference_graphdef(), self.beta, self.label_smoothing)

@@ -15,6 +15,8 @@ from xpm_train.tasks.trainer import TrainerTask
 if TYPE_CHECKING:
     from flax import nnx
 
+    from xpm_train.objectives.base import Objective
+    from xpm_train.training.loop import Stage, StageData
     from xpm_train.training.state import ModelDef, Params
 
 
@@ -69,3 +71,22 @@ class FinetuneTask(TrainerTask):
 
         abstract = nnx.eval_shape(model_factory(self.reference_checkpoint()))
         return nnx.split(abstract, nnx.Param)[0]
+
+    def stage_data(self) -> StageData:
+        raise NotImplementedError
+
+    def objective(self) -> Objective:
+        raise NotImplementedError
+
+    def build_stage(self) -> Stage:
+        from xpm_train.training.loop import Stage
+
+        return Stage(
+            make_model=self.policy_factory(),
+            objective=self.objective(),
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            data=self.stage_data(),
+            initial_params=self.initial_params,
+            frozen=self.reference_params,
+        )

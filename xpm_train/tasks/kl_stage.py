@@ -8,9 +8,11 @@ from experimaestro import Param, field
 
 from xpm_train.data.datasets import TextDataset
 from xpm_train.tasks.finetune import FinetuneTask
+from xpm_train.tasks.trainer import check_errors
 
 if TYPE_CHECKING:
-    from xpm_train.training.loop import Stage
+    from xpm_train.objectives.base import Objective
+    from xpm_train.training.loop import StageData
 
 
 class KLStage(FinetuneTask):
@@ -33,18 +35,12 @@ class KLStage(FinetuneTask):
             errors.append(f"direction={self.direction!r} is not one of {', '.join(DIRECTIONS)}")
         if self.beta < 0:
             errors.append(f"beta={self.beta} must be >= 0")
-        try:
-            self.dataset.check()
-        except ValueError as error:
-            errors.append(str(error))
-        return errors
+        return errors + check_errors(self.dataset.check)
 
-    def build_stage(self) -> Stage:
+    def stage_data(self) -> StageData:
         from xpm_train.data.blocks import BlockData
-        from xpm_train.objectives.kl import KLRegularizedLM
-        from xpm_train.training.loop import Stage
 
-        data = BlockData.from_dataset(
+        return BlockData.from_dataset(
             self.dataset,
             self.init.tokenizer,
             self.seq_len,
@@ -53,13 +49,8 @@ class KLStage(FinetuneTask):
             self.eval_batches,
             self.seed,
         )
-        objective = KLRegularizedLM(self.reference_graphdef(), self.beta, self.direction)
-        return Stage(
-            make_model=self.policy_factory(),
-            objective=objective,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            data=data,
-            initial_params=self.initial_params,
-            frozen=self.reference_params,
-        )
+
+    def objective(self) -> Objective:
+        from xpm_train.objectives.kl import KLRegularizedLM
+
+        return KLRegularizedLM(self.reference_graphdef(), self.beta, self.direction)

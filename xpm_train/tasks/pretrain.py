@@ -10,7 +10,7 @@ from experimaestro import Param, field
 from xpm_train.data.datasets import TextDataset
 from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
-from xpm_train.tasks.trainer import ConfigError, TrainerTask
+from xpm_train.tasks.trainer import ConfigError, TrainerTask, check_errors
 
 if TYPE_CHECKING:
     from xpm_train.training.loop import Stage
@@ -51,12 +51,7 @@ class Pretrain(TrainerTask):
             errors.append(
                 f"seq_len={self.seq_len} exceeds the model's max_seq_len={self.model.max_seq_len}"
             )
-        for check in (self.model.check, self.dataset.check):
-            try:
-                check()
-            except ValueError as error:
-                errors.append(str(error))
-        return errors
+        return errors + check_errors(self.model.check, self.dataset.check)
 
     def build_stage(self) -> Stage:
         from xpm_train.data.blocks import BlockData

@@ -6,6 +6,7 @@ build its :class:`~xpm_train.training.loop.Stage`; nothing here is ignored by an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,6 +25,17 @@ if TYPE_CHECKING:
 
 class ConfigError(ValueError):
     """Inconsistent task parameters, found before the job is submitted."""
+
+
+def check_errors(*checks: Callable[[], Any]) -> list[str]:
+    """The messages of the ValueErrors raised by ``checks``."""
+    errors = []
+    for check in checks:
+        try:
+            check()
+        except ValueError as error:
+            errors.append(str(error))
+    return errors
 
 
 class TrainerTask(ResumableTask):
@@ -92,11 +104,8 @@ class TrainerTask(ResumableTask):
                 f"batch_size={self.batch_size} is not divisible by "
                 f"micro_batch_size={self.micro_batch_size}"
             )
-        try:
-            self.schedule.check(total)
-        except ValueError as error:
-            errors.append(str(error))
-        errors.extend(self.stage_errors())
+        errors += check_errors(lambda: self.schedule.check(total))
+        errors += self.stage_errors()
         if errors:
             raise ConfigError(f"{self.stage_name}: " + "; ".join(errors))
 
