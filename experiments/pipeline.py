@@ -116,8 +116,16 @@ class DPOSection(TrainingSection):
     steps: int = 200
     beta: float = 0.1
     label_smoothing: float = 0.0
+    reference: str = "init"
+    """The frozen reference: ``init`` (the KL-stage checkpoint DPO starts from) or
+    ``pretrain`` (the pretrained checkpoint)"""
 
-    def task(self, init: Checkpoint, pretrain: Pretrain) -> DPO:
+    def task(self, init: Checkpoint, pretrain: Pretrain, pretrained: Checkpoint) -> DPO:
+        references = {"init": None, "pretrain": pretrained}
+        if self.reference not in references:
+            raise ValueError(
+                f"dpo.reference: {self.reference!r} is not one of {', '.join(references)}"
+            )
         spec = dict(self.preferences)
         if spec.get("name") == "arithmetic":
             # By default, the pretraining facts (its training split only).
@@ -131,6 +139,7 @@ class DPOSection(TrainingSection):
             spec.setdefault("split_seed", pretrain.seed)
         task = DPO.C(
             init=init,
+            reference=references[self.reference],
             preferences=build("preferences", spec, where="dpo.preferences"),
             steps=self.steps,
             beta=self.beta,
@@ -171,7 +180,7 @@ def run(helper: ExperimentHelper, cfg: Configuration) -> None:
     pretrained = pretrain.submit()
     kl = cfg.kl.task(pretrained)
     kl_trained = kl.submit()
-    dpo_trained = cfg.dpo.task(kl_trained, pretrain).submit()
+    dpo_trained = cfg.dpo.task(kl_trained, pretrain, pretrained).submit()
     held_out = {
         "stage1_data": HeldOutSplit.C(
             dataset=pretrain.dataset, eval_fraction=pretrain.eval_fraction, seed=pretrain.seed
