@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from xpm_train.data.datasets import ArithmeticDataset, DatasetError, JsonlText, TextFiles
+from xpm_train.data.datasets import (
+    ArithmeticDataset,
+    DatasetError,
+    JsonlText,
+    ReversalDataset,
+    TextFiles,
+)
 
 
 def test_arithmetic_facts_are_correct_distinct_and_deterministic():
@@ -59,3 +65,14 @@ def test_jsonl_reads_field_and_reports_bad_line(tmp_path):
         JsonlText.C(path=str(path)).instance().documents()
     path.write_text(json.dumps({"text": "hello"}) + "\n")
     assert JsonlText.C(path=str(path)).instance().documents() == ["hello"]
+
+
+def test_reversal_problems_are_distinct_reversed_words():
+    dataset = ReversalDataset.C(n_examples=100, min_length=2, max_length=4, seed=3).instance()
+    problems = dataset.problems()
+    assert problems == dataset.problems() and len({p for p, _ in problems}) == 100
+    for prompt, answer in problems:
+        assert prompt.endswith(">") and answer == prompt[:-1][::-1]
+        assert 2 <= len(answer) <= 4
+    with pytest.raises(DatasetError, match="must be between 1 and"):
+        ReversalDataset.C(n_examples=10**6, max_length=3).instance().check()

@@ -89,6 +89,52 @@ class ArithmeticDataset(TextDataset):
         return [prompt + answer for prompt, answer in self.problems()]
 
 
+@register("dataset", "reversal")
+class ReversalDataset(TextDataset):
+    """Generated string reversals such as ``spam>maps``, one per document: a task that shares
+    no symbol with arithmetic, for continued training on a different distribution."""
+
+    n_examples: Param[int] = field(default=4000)
+    """Number of distinct words"""
+    min_length: Param[int] = field(default=3)
+    max_length: Param[int] = field(default=8)
+    alphabet: Param[str] = field(default="abcdefghijklmnopqrstuvwxyz")
+    seed: Param[int] = field(default=0)
+
+    def check(self) -> None:
+        if not 1 <= self.min_length <= self.max_length:
+            raise DatasetError(
+                f"reversal dataset: min_length={self.min_length} and max_length="
+                f"{self.max_length} must satisfy 1 <= min_length <= max_length"
+            )
+        if len(set(self.alphabet)) < 2 or ">" in self.alphabet:
+            raise DatasetError(
+                f"reversal dataset: alphabet {self.alphabet!r} needs 2 distinct symbols, no '>'"
+            )
+        possible = sum(
+            len(set(self.alphabet)) ** n for n in range(self.min_length, self.max_length + 1)
+        )
+        if not 0 < self.n_examples <= possible // 2:
+            raise DatasetError(
+                f"reversal dataset: n_examples={self.n_examples} must be between 1 and "
+                f"{possible // 2} (half the distinct words of these lengths)"
+            )
+
+    def problems(self) -> list[tuple[str, str]]:
+        """The (prompt, answer) pairs, e.g. ``("spam>", "maps")``."""
+        self.check()
+        rng = np.random.default_rng(self.seed)
+        symbols = sorted(set(self.alphabet))
+        words: dict[str, None] = {}
+        while len(words) < self.n_examples:
+            length = int(rng.integers(self.min_length, self.max_length + 1))
+            words["".join(rng.choice(symbols, length))] = None
+        return [(f"{word}>", word[::-1]) for word in words]
+
+    def documents(self) -> list[str]:
+        return [prompt + answer for prompt, answer in self.problems()]
+
+
 def _split_text(text: str, unit: str) -> list[str]:
     if unit == "file":
         parts = [text]
