@@ -156,6 +156,13 @@ class _Trainer:
             perplexity_of=self.stage.objective.perplexity_of,
         )
 
+    def evaluate_and_log(
+        self, state: Any, batches: list[Batch], frozen: Any, log: MetricsLog, step: int
+    ) -> dict[str, float]:
+        metrics = self.evaluate(state.params, batches, frozen)
+        log.write({"kind": "eval", "step": step, **metrics})
+        return metrics
+
     def check_finite(self, step: int, metrics: dict[str, Any]) -> dict[str, float]:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
         bad = {
@@ -225,14 +232,7 @@ class _Trainer:
                         window_start, window_steps, paused = time.perf_counter(), 0, 0.0
                     if eval_data and (done % settings.eval_interval == 0 or done == total):
                         pause = time.perf_counter()
-                        last.update(self.evaluate(state.params, eval_data, frozen))
-                        log.write(
-                            {
-                                "kind": "eval",
-                                "step": done,
-                                **{k: v for k, v in last.items() if k.startswith("eval/")},
-                            }
-                        )
+                        last.update(self.evaluate_and_log(state, eval_data, frozen, log, done))
                         last_eval = done
                         paused += time.perf_counter() - pause
                     if done % settings.checkpoint_interval == 0 or done == total:
@@ -246,14 +246,7 @@ class _Trainer:
             finally:
                 prefetcher.close()
             if eval_data and last_eval != total:
-                last.update(self.evaluate(state.params, eval_data, frozen))
-                log.write(
-                    {
-                        "kind": "eval",
-                        "step": total,
-                        **{k: v for k, v in last.items() if k.startswith("eval/")},
-                    }
-                )
+                last.update(self.evaluate_and_log(state, eval_data, frozen, log, total))
         self.store.close()
         self.on_progress(1.0, f"done: {total} steps")
         result = TrainResult(
