@@ -11,8 +11,8 @@ from xpm_train.tasks.finetune import FinetuneTask
 from xpm_train.tasks.trainer import check_errors
 
 if TYPE_CHECKING:
+    from xpm_train.data.pairs import PairData
     from xpm_train.objectives.base import Objective
-    from xpm_train.training.loop import StageData
 
 
 class DPO(FinetuneTask):
@@ -38,18 +38,13 @@ class DPO(FinetuneTask):
             errors.append(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
         return errors + check_errors(self.preferences.check)
 
-    def stage_data(self) -> StageData:
+    def training_data(self) -> PreferenceDataset:
+        return self.preferences
+
+    def data_loader(self) -> type[PairData]:
         from xpm_train.data.pairs import PairData
 
-        return PairData.from_dataset(
-            self.preferences,
-            self.init.tokenizer,
-            self.seq_len,
-            self.batch_size,
-            self.eval_fraction,
-            self.eval_batches,
-            self.seed,
-        )
+        return PairData
 
     def objective(self) -> Objective:
         from xpm_train.objectives.dpo import DirectPreference

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from experimaestro import Param, field
+from experimaestro import Param
 
 from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from flax import nnx
 
     from xpm_train.objectives.base import Objective
-    from xpm_train.training.loop import Stage, StageData
+    from xpm_train.training.loop import Stage
     from xpm_train.training.state import ModelDef, Params
 
 
@@ -27,11 +27,7 @@ class FinetuneTask(TrainerTask):
     """The checkpoint to start from"""
     reference: Param[Checkpoint | None]
     """The frozen reference model (default: the init checkpoint)"""
-    seq_len: Param[int]
-    """Tokens per training sequence"""
     steps: Param[int]
-    eval_fraction: Param[float] = field(default=0.05)
-    """Fraction of the data held out for evaluation"""
 
     def total_steps(self) -> int:
         return self.steps
@@ -71,9 +67,6 @@ class FinetuneTask(TrainerTask):
 
         abstract = nnx.eval_shape(model_factory(self.reference_checkpoint()))
         return nnx.split(abstract, nnx.Param)[0]
-
-    def stage_data(self) -> StageData:
-        raise NotImplementedError
 
     def objective(self) -> Objective:
         raise NotImplementedError

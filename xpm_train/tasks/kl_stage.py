@@ -11,8 +11,8 @@ from xpm_train.tasks.finetune import FinetuneTask
 from xpm_train.tasks.trainer import check_errors
 
 if TYPE_CHECKING:
+    from xpm_train.data.blocks import BlockData
     from xpm_train.objectives.base import Objective
-    from xpm_train.training.loop import StageData
 
 
 class KLStage(FinetuneTask):
@@ -37,18 +37,13 @@ class KLStage(FinetuneTask):
             errors.append(f"beta={self.beta} must be >= 0")
         return errors + check_errors(self.dataset.check)
 
-    def stage_data(self) -> StageData:
+    def training_data(self) -> TextDataset:
+        return self.dataset
+
+    def data_loader(self) -> type[BlockData]:
         from xpm_train.data.blocks import BlockData
 
-        return BlockData.from_dataset(
-            self.dataset,
-            self.init.tokenizer,
-            self.seq_len,
-            self.batch_size,
-            self.eval_fraction,
-            self.eval_batches,
-            self.seed,
-        )
+        return BlockData
 
     def objective(self) -> Objective:
         from xpm_train.objectives.kl import KLRegularizedLM

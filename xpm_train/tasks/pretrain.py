@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from experimaestro import Param, field
+from experimaestro import Param
 
 from xpm_train.data.datasets import TextDataset
 from xpm_train.data.tokenizers import Tokenizer
@@ -13,6 +13,7 @@ from xpm_train.models.config import ModelConfig
 from xpm_train.tasks.trainer import ConfigError, TrainerTask, check_errors
 
 if TYPE_CHECKING:
+    from xpm_train.data.blocks import BlockData
     from xpm_train.training.loop import Stage
 
 
@@ -24,14 +25,10 @@ class Pretrain(TrainerTask):
     model: Param[ModelConfig]
     tokenizer: Param[Tokenizer]
     dataset: Param[TextDataset]
-    seq_len: Param[int]
-    """Tokens per training sequence"""
     steps: Param[int | None]
     """Number of optimizer steps (or give tokens)"""
     tokens: Param[int | None]
     """Token budget: steps = ceil(tokens / (batch_size * seq_len))"""
-    eval_fraction: Param[float] = field(default=0.05)
-    """Fraction of the dataset's documents held out for evaluation"""
 
     def total_steps(self) -> int:
         if (self.steps is None) == (self.tokens is None):
@@ -53,24 +50,22 @@ class Pretrain(TrainerTask):
             )
         return errors + check_errors(self.model.check, self.dataset.check)
 
-    def build_stage(self) -> Stage:
+    def training_data(self) -> TextDataset:
+        return self.dataset
+
+    def data_loader(self) -> type[BlockData]:
         from xpm_train.data.blocks import BlockData
+
+        return BlockData
+
+    def build_stage(self) -> Stage:
         from xpm_train.objectives.language_model import NextTokenPrediction
         from xpm_train.training.loop import Stage
 
-        data = BlockData.from_dataset(
-            self.dataset,
-            self.tokenizer,
-            self.seq_len,
-            self.batch_size,
-            self.eval_fraction,
-            self.eval_batches,
-            self.seed,
-        )
         return Stage(
             make_model=lambda: self.model.create(self.tokenizer.vocab_size, self.seed),
             objective=NextTokenPrediction(),
             optimizer=self.optimizer,
             schedule=self.schedule,
-            data=data,
+            data=self.stage_data(),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from experimaestro import Meta, Param, PathGenerator, ResumableTask, field
 
@@ -20,7 +20,23 @@ from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.progress import report_progress
 
 if TYPE_CHECKING:
-    from xpm_train.training.loop import Stage
+    from xpm_train.training.loop import Stage, StageData
+
+
+class StageDataSource(Protocol):
+    """A stage data class built from a dataset (BlockData, PairData)."""
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: Any,
+        tokenizer: Tokenizer,
+        seq_len: int,
+        batch_size: int,
+        eval_fraction: float,
+        max_eval_batches: int,
+        seed: int,
+    ) -> StageData: ...
 
 
 class ConfigError(ValueError):
@@ -50,6 +66,10 @@ class TrainerTask(ResumableTask):
     """Examples per optimizer step (global batch)"""
     micro_batch_size: Param[int]
     """Examples per device in one forward/backward pass (gradients accumulate over the rest)"""
+    seq_len: Param[int]
+    """Tokens per training sequence (for preference pairs: prompt + completion)"""
+    eval_fraction: Param[float] = field(default=0.05)
+    """Fraction of the data held out for evaluation"""
     eval_interval: Param[int] = field(default=100)
     eval_batches: Param[int] = field(default=8)
     """At most this many held-out batches per evaluation"""
@@ -76,6 +96,26 @@ class TrainerTask(ResumableTask):
     def stage_errors(self) -> list[str]:
         """Problems with the stage's own parameters (cross-field checks)."""
         return []
+
+    def training_data(self) -> Any:
+        """The dataset Config the stage trains on."""
+        raise NotImplementedError
+
+    def data_loader(self) -> type[StageDataSource]:
+        """The class turning ``training_data()`` into batches (BlockData, PairData)."""
+        raise NotImplementedError
+
+    def stage_data(self) -> StageData:
+        """Training and held-out batches of ``training_data()`` (in the job process)."""
+        return self.data_loader().from_dataset(
+            self.training_data(),
+            self.model_and_tokenizer()[1],
+            self.seq_len,
+            self.batch_size,
+            self.eval_fraction,
+            self.eval_batches,
+            self.seed,
+        )
 
     def build_stage(self) -> Stage:
         """The stage's model, objective and data (in the job process)."""
