@@ -7,11 +7,15 @@ optimizer, schedule, preferences) are chosen by their registered ``name``. (No
 annotation of ``run``'s configuration.)
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from experimaestro.experiments import ConfigurationBase, ExperimentHelper, configuration
 
+from xpm_train.planning.failures import raise_on_failed_jobs
+from xpm_train.planning.hook import checked_configuration, run_planning_checks
+from xpm_train.planning.plan import write_plan
+from xpm_train.planning.strict import ComponentSpec, component
 from xpm_train.registry import build
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.dpo import DPO
@@ -36,10 +40,6 @@ TRAINING_KEYS = (
 )
 
 
-def _component(kind: str) -> Any:
-    return attrs.field(factory=lambda: {"name": kind})
-
-
 def _values(section: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: getattr(section, key) for key in keys if getattr(section, key) is not None}
 
@@ -48,8 +48,8 @@ def _values(section: Any, keys: tuple[str, ...]) -> dict[str, Any]:
 class TrainingSection:
     """What every training stage's section has."""
 
-    optimizer: dict[str, Any] = attrs.field(factory=lambda: {"name": "adamw"})
-    schedule: dict[str, Any] = attrs.field(factory=lambda: {"name": "cosine"})
+    optimizer: ComponentSpec = component("optimizer", "adamw")
+    schedule: ComponentSpec = component("schedule", "cosine")
     seq_len: int = 64
     batch_size: int = 32
     micro_batch_size: int = 32
@@ -72,9 +72,9 @@ class TrainingSection:
 
 @configuration()
 class PretrainSection(TrainingSection):
-    model: dict[str, Any] = attrs.field(factory=lambda: {"name": "transformer"})
-    tokenizer: dict[str, Any] = attrs.field(factory=lambda: {"name": "bytes"})
-    dataset: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
+    model: ComponentSpec = component("model", "transformer")
+    tokenizer: ComponentSpec = component("tokenizer", "bytes")
+    dataset: ComponentSpec = component("dataset", "arithmetic")
     steps: int | None = None
     tokens: int | None = None
 
@@ -92,10 +92,10 @@ class PretrainSection(TrainingSection):
 
 @configuration()
 class KLSection(TrainingSection):
-    dataset: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
+    dataset: ComponentSpec = component("dataset", "arithmetic")
     steps: int = 300
     beta: float = 0.1
-    direction: str = "forward"
+    direction: Literal["forward", "reverse"] = "forward"
 
     def task(self, init: Checkpoint) -> KLStage:
         task = KLStage.C(
@@ -112,20 +112,17 @@ class KLSection(TrainingSection):
 
 @configuration()
 class DPOSection(TrainingSection):
-    preferences: dict[str, Any] = attrs.field(factory=lambda: {"name": "arithmetic"})
+    preferences: ComponentSpec = component("preferences", "arithmetic")
     steps: int = 200
     beta: float = 0.1
     label_smoothing: float = 0.0
-    reference: str = "init"
+    rpo_alpha: float = 0.0
+    reference: Literal["init", "pretrain"] = "init"
     """The frozen reference: ``init`` (the KL-stage checkpoint DPO starts from) or
     ``pretrain`` (the pretrained checkpoint)"""
 
     def task(self, init: Checkpoint, pretrain: Pretrain, pretrained: Checkpoint) -> DPO:
         references = {"init": None, "pretrain": pretrained}
-        if self.reference not in references:
-            raise ValueError(
-                f"dpo.reference: {self.reference!r} is not one of {', '.join(references)}"
-            )
         spec = dict(self.preferences)
         if spec.get("name") == "arithmetic":
             # By default, the pretraining facts (its training split only).
@@ -144,6 +141,7 @@ class DPOSection(TrainingSection):
             steps=self.steps,
             beta=self.beta,
             label_smoothing=self.label_smoothing,
+            rpo_alpha=self.rpo_alpha,
             **self.common("dpo"),
         )
         task.check()
@@ -175,13 +173,9 @@ class Configuration(ConfigurationBase):
     evaluation: EvaluationSection = attrs.field(factory=EvaluationSection)
 
 
-def run(helper: ExperimentHelper, cfg: Configuration) -> None:
-    pretrain = cfg.pretrain.task()
-    pretrained = pretrain.submit()
-    kl = cfg.kl.task(pretrained)
-    kl_trained = kl.submit()
-    dpo_trained = cfg.dpo.task(kl_trained, pretrain, pretrained).submit()
-    held_out = {
+def held_out_splits(pretrain: Pretrain, kl: KLStage) -> dict[str, HeldOutSplit]:
+    """The held-out documents of each stage's training data, to evaluate every checkpoint on."""
+    return {
         "stage1_data": HeldOutSplit.C(
             dataset=pretrain.dataset, eval_fraction=pretrain.eval_fraction, seed=pretrain.seed
         ),
@@ -189,12 +183,37 @@ def run(helper: ExperimentHelper, cfg: Configuration) -> None:
             dataset=kl.dataset, eval_fraction=kl.eval_fraction, seed=kl.seed
         ),
     }
-    outputs = {"pretrain": pretrained, "kl": kl_trained, "dpo": dpo_trained}
+
+
+def check_plan(cfg: Configuration) -> None:
+    """Build and check every task before anything is submitted, upstream checkpoints stood in
+    for by :meth:`~xpm_train.tasks.trainer.TrainerTask.planned_output`."""
+    pretrain = cfg.pretrain.task()
+    pretrained = pretrain.planned_output()
+    kl = cfg.kl.task(pretrained)
+    kl_trained = kl.planned_output()
+    dpo_trained = cfg.dpo.task(kl_trained, pretrain, pretrained).planned_output()
+    for checkpoint in (pretrained, kl_trained, dpo_trained):
+        cfg.evaluation.task(checkpoint, held_out_splits(pretrain, kl))
+
+
+def run(helper: ExperimentHelper, cfg: Configuration) -> None:
+    cfg = checked_configuration(cfg)
+    run_planning_checks(lambda: check_plan(cfg))
+    pretrain = cfg.pretrain.task()
+    pretrained = pretrain.submit()
+    kl = cfg.kl.task(pretrained)
+    kl_trained = kl.submit()
+    dpo = cfg.dpo.task(kl_trained, pretrain, pretrained)
+    outputs = {"pretrain": pretrained, "kl": kl_trained, "dpo": dpo.submit()}
+    held_out = held_out_splits(pretrain, kl)
     evaluations = {
-        stage: cfg.evaluation.task(checkpoint, held_out).submit()
-        for stage, checkpoint in outputs.items()
+        stage: cfg.evaluation.task(checkpoint, held_out) for stage, checkpoint in outputs.items()
     }
-    report = Report.C(evaluations=evaluations, title=cfg.title or cfg.id)
+    metrics = {stage: evaluation.submit() for stage, evaluation in evaluations.items()}
+    report = Report.C(evaluations=metrics, title=cfg.title or cfg.id)
     report.submit()
+    write_plan(helper.xp, [pretrain, kl, dpo, *evaluations.values(), report])
     helper.xp.wait()
+    raise_on_failed_jobs(helper.xp)
     print(f"Report: {report.report_path}", flush=True)

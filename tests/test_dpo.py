@@ -126,3 +126,23 @@ def test_padded_pairs_do_not_count_and_gradient_flows_to_policy_only():
     policy_grad, reference_grad = jax.grad(loss, argnums=(0, 1))(params, ref_params)
     assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(policy_grad)) > 0
     assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(reference_grad)) == 0
+
+
+def test_rpo_adds_the_chosen_mean_token_nll():
+    parts = tiny_components()
+    policy = parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
+    reference = parts["model"].create(parts["tokenizer"].vocab_size, seed=1)
+    ref_graphdef, ref_params = nnx.split(reference, nnx.Param)
+    pairs = [PreferencePair("2+2=", "4", "5"), PreferencePair("13+3=", "16", "15")]
+    batch = _pair_batch(parts["tokenizer"], pairs)
+    plain = DirectPreference(ref_graphdef, beta=0.5, label_smoothing=0.0)
+    rpo = DirectPreference(ref_graphdef, beta=0.5, label_smoothing=0.0, rpo_alpha=2.0)
+    base, out = plain(policy, batch, ref_params, None), rpo(policy, batch, ref_params, None)
+    logits = policy(batch["chosen"][:, :-1])
+    logps = sequence_logps(logits, batch["chosen"][:, 1:], batch["chosen_mask"])
+    nll = -logps / batch["chosen_mask"].sum(axis=-1)  # "4"+eos: 2 tokens, "16"+eos: 3
+    np.testing.assert_allclose(float(out.metric_sums["nll_loss"]), float(nll.sum()), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(out.loss_sum), float(base.loss_sum) + 2.0 * float(nll.sum()), rtol=1e-5
+    )
+    assert "nll_loss" not in base.metric_sums

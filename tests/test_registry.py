@@ -1,7 +1,7 @@
 import pytest
 
 from xpm_train.optim.schedules import Cosine
-from xpm_train.registry import ComponentError, build, registered
+from xpm_train.registry import ComponentError, build, registered, spec_errors
 
 
 def test_builtin_components_are_registered():
@@ -25,12 +25,20 @@ def test_unknown_name_lists_the_available_ones():
 def test_unknown_parameter_suggests_the_closest():
     with pytest.raises(
         ComponentError,
-        match=r"'lrr' \(did you mean 'lr'\?\) for schedule "
+        match=r"kl.schedule.lrr: unknown parameter \(did you mean 'lr'\?\) of schedule "
         r"'cosine'; its parameters are: lr, lr_min_ratio, lr_warmup_steps",
     ):
-        build("schedule", {"name": "cosine", "lrr": 1e-3})
+        build("schedule", {"name": "cosine", "lrr": 1e-3}, where="kl.schedule")
 
 
 def test_wrong_type_names_the_parameter():
-    with pytest.raises(ComponentError, match="Invalid value for parameter 'lr'"):
+    with pytest.raises(ComponentError, match="schedule.lr: 'fast' is not a valid float"):
         build("schedule", {"name": "cosine", "lr": "fast"})
+    with pytest.raises(ComponentError, match=r"d.operations: '\+' is not a valid Array\(str\)"):
+        build("dataset", {"name": "arithmetic", "operations": "+"}, where="d")
+
+
+def test_spec_errors_lists_every_problem():
+    errors = spec_errors("schedule", {"name": "wsd", "lr": "x", "steps": 3}, "kl.schedule")
+    assert errors[0] == "kl.schedule.lr: 'x' is not a valid float"
+    assert errors[1].startswith("kl.schedule.steps: unknown parameter of schedule 'wsd'")

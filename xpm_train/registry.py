@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -58,6 +59,46 @@ def registered(kind: str) -> dict[str, type[Config]]:
     return dict(_REGISTRY[kind])
 
 
+def _type_name(argument: Any) -> str:
+    """``Type(float)`` -> ``float``, ``Array(Type(str))`` -> ``Array(str)``."""
+    return re.sub(r"Type\((\w+)\)", r"\1", str(argument.type))
+
+
+def spec_errors(kind: str, spec: Any, where: str = "") -> list[str]:
+    """What is wrong with a component spec: its name, unknown parameters (with the closest
+    valid one) and ill-typed values. Parameters left out are not errors (defaults apply)."""
+    label = where or kind
+    if not isinstance(spec, Mapping):
+        return [f"{label}: expected a mapping with a 'name' key selecting a {kind}, got {spec!r}"]
+    choices = registered(kind)
+    params = dict(spec)
+    name = params.pop("name", None)
+    if name not in choices:
+        return [f"{label}.name: unknown {kind} {name!r}; available: {', '.join(sorted(choices))}"]
+    arguments = {
+        key: arg
+        for key, arg in choices[name].__getxpmtype__().arguments.items()
+        if not arg.generator
+    }
+    errors = []
+    for key, value in params.items():
+        if key not in arguments:
+            close = difflib.get_close_matches(key, list(arguments), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(
+                f"{label}.{key}: unknown parameter{hint} of {kind} {name!r}; "
+                f"its parameters are: {', '.join(sorted(arguments))}"
+            )
+        elif not isinstance(value, (Config, Mapping)):
+            try:
+                arguments[key].validate(value)
+            except (ValueError, TypeError):
+                errors.append(
+                    f"{label}.{key}: {value!r} is not a valid {_type_name(arguments[key])}"
+                )
+    return errors
+
+
 def build(kind: str, spec: Mapping[str, Any] | Config, where: str = "") -> Config:
     """Build the Config described by ``spec`` (a mapping with a ``name`` key, or a Config).
 
@@ -65,34 +106,12 @@ def build(kind: str, spec: Mapping[str, Any] | Config, where: str = "") -> Confi
     """
     if isinstance(spec, Config):
         return spec
-    label = where or kind
-    if not isinstance(spec, Mapping):
-        raise ComponentError(
-            f"{label}: expected a mapping with a 'name' key selecting a {kind}, got {spec!r}"
-        )
-    choices = registered(kind)
+    errors = spec_errors(kind, spec, where)
+    if errors:
+        raise ComponentError("; ".join(errors))
     params = dict(spec)
-    name = params.pop("name", None)
-    if name not in choices:
-        raise ComponentError(
-            f"{label}.name: unknown {kind} {name!r}; available: {', '.join(sorted(choices))}"
-        )
-    cls = choices[name]
-    allowed = sorted(
-        key for key, arg in cls.__getxpmtype__().arguments.items() if not arg.generator
-    )
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        close = {key: difflib.get_close_matches(key, allowed, n=1) for key in unknown}
-        hints = ", ".join(
-            f"{key!r}" + (f" (did you mean {close[key][0]!r}?)" if close[key] else "")
-            for key in unknown
-        )
-        raise ComponentError(
-            f"{label}: unknown parameter(s) {hints} for {kind} {name!r}; "
-            f"its parameters are: {', '.join(allowed)}"
-        )
+    name = params.pop("name")
     try:
-        return cls.C(**params)
+        return registered(kind)[name].C(**params)
     except (ValueError, TypeError, KeyError) as error:
-        raise ComponentError(f"{label} ({kind} {name!r}): {error}") from error
+        raise ComponentError(f"{where or kind} ({kind} {name!r}): {error}") from error

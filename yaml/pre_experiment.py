@@ -9,3 +9,9 @@ from experimaestro.settings import get_settings
 
 if not is_available():
     get_settings().carbon.warn_if_unavailable = False
+
+# Strict configuration: unknown keys, ill-typed values and unknown components fail here,
+# before anything is submitted (see docs/yaml.md).
+from xpm_train.planning.hook import strict_configuration  # noqa: E402
+
+strict_configuration()

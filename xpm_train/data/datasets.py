@@ -159,7 +159,9 @@ class TextFiles(TextDataset):
             raise DatasetError(
                 f"text_files dataset: unit {self.unit!r} is not one of file, paragraph, line"
             )
-        self.files()
+        files = self.files()
+        if readable_at_planning(*files):
+            self.documents()
 
     def files(self) -> list[Path]:
         path = Path(self.path).expanduser()
@@ -178,7 +180,6 @@ class TextFiles(TextDataset):
         return files
 
     def documents(self) -> list[str]:
-        self.check()
         docs = [
             doc
             for file in self.files()
@@ -187,6 +188,15 @@ class TextFiles(TextDataset):
         if not docs:
             raise DatasetError(f"text_files dataset: {self.path!r} contains no text")
         return docs
+
+
+#: Data files up to this total size are read and validated at planning time (``check``);
+#: larger ones only in the job, so that planning stays fast.
+PLANNING_READ_LIMIT = 64 * 2**20
+
+
+def readable_at_planning(*paths: Path) -> bool:
+    return sum(path.stat().st_size for path in paths) <= PLANNING_READ_LIMIT
 
 
 def read_jsonl(path: Path, fields: tuple[str, ...], kind: str) -> list[tuple[str, ...]]:
@@ -228,8 +238,11 @@ class JsonlText(TextDataset):
     text_field: Param[str] = field(default="text")
 
     def check(self) -> None:
-        if not Path(self.path).expanduser().is_file():
+        path = Path(self.path).expanduser()
+        if not path.is_file():
             raise DatasetError(f"jsonl dataset: file {self.path!r} does not exist")
+        if readable_at_planning(path):
+            self.documents()
 
     def documents(self) -> list[str]:
         rows = read_jsonl(Path(self.path).expanduser(), (self.text_field,), "jsonl dataset")

@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 from experimaestro import Config, Param, field
 
-from xpm_train.data.datasets import ArithmeticDataset, DatasetError, read_jsonl
+from xpm_train.data.datasets import (
+    ArithmeticDataset,
+    DatasetError,
+    read_jsonl,
+    readable_at_planning,
+)
 from xpm_train.data.packing import split_documents
 from xpm_train.registry import register
 
@@ -77,8 +82,11 @@ class JsonlPreferences(PreferenceDataset):
     rejected_field: Param[str] = field(default="rejected")
 
     def check(self) -> None:
-        if not Path(self.path).expanduser().is_file():
+        path = Path(self.path).expanduser()
+        if not path.is_file():
             raise DatasetError(f"jsonl preferences: file {self.path!r} does not exist")
+        if readable_at_planning(path):
+            self.pairs()
 
     def pairs(self) -> list[PreferencePair]:
         fields = (self.prompt_field, self.chosen_field, self.rejected_field)

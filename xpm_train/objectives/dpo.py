@@ -4,6 +4,10 @@ For each pair, the log-probabilities of the completion tokens (prompt excluded) 
 per sequence; with ``h = (logp(chosen) - ref(chosen)) - (logp(rejected) - ref(rejected))``, the
 loss is the mean over pairs of ``-(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h)``
 (``eps``: label smoothing, the conservative DPO of the 2024 TRL).
+
+With ``rpo_alpha`` > 0, ``rpo_alpha`` times the chosen completion's mean token NLL is added
+per pair (RPO, Pang et al. 2024; TRL's ``rpo_alpha``), which keeps the chosen answers likely
+instead of only pushing the rejected ones down.
 """
 
 from __future__ import annotations
@@ -47,10 +51,17 @@ class DirectPreference:
 
     perplexity_of: str | None = None
 
-    def __init__(self, reference_graphdef: nnx.GraphDef, beta: float, label_smoothing: float):
+    def __init__(
+        self,
+        reference_graphdef: nnx.GraphDef,
+        beta: float,
+        label_smoothing: float,
+        rpo_alpha: float = 0.0,
+    ):
         self.reference_graphdef = reference_graphdef
         self.beta = beta
         self.label_smoothing = label_smoothing
+        self.rpo_alpha = rpo_alpha
 
     @staticmethod
     def _logps(model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None) -> jax.Array:
@@ -74,10 +85,17 @@ class DirectPreference:
             self.label_smoothing,
         )
         weight = batch["weight"]
+        metric_sums = {}
+        if self.rpo_alpha:
+            chosen_tokens = jnp.maximum(jnp.sum(batch["chosen_mask"], axis=-1), 1.0)
+            nll = -policy_chosen / chosen_tokens
+            losses = losses + self.rpo_alpha * nll
+            metric_sums["nll_loss"] = jnp.sum(weight * nll)
         return LossOutput(
             loss_sum=jnp.sum(weight * losses),
             weight=jnp.sum(weight),
-            metric_sums={
+            metric_sums=metric_sums
+            | {
                 "rewards/chosen": jnp.sum(weight * chosen),
                 "rewards/rejected": jnp.sum(weight * rejected),
                 "rewards/accuracies": jnp.sum(weight * (chosen > rejected)),

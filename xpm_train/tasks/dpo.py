@@ -29,6 +29,9 @@ class DPO(FinetuneTask):
     """Inverse temperature of the implicit reward"""
     label_smoothing: Param[float] = field(default=0.0)
     """Assumed fraction of flipped preferences (conservative DPO); 0 is the DPO paper's loss"""
+    rpo_alpha: Param[float] = field(default=0.0)
+    """Weight of the chosen completions' mean token NLL added to the loss (RPO; TRL's
+    rpo_alpha); 0 is the DPO paper's loss"""
 
     def stage_errors(self) -> list[str]:
         errors = super().stage_errors()
@@ -36,6 +39,8 @@ class DPO(FinetuneTask):
             errors.append(f"beta={self.beta} must be > 0")
         if not 0.0 <= self.label_smoothing < 0.5:
             errors.append(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
+        if self.rpo_alpha < 0:
+            errors.append(f"rpo_alpha={self.rpo_alpha} must be >= 0")
         return errors + check_errors(self.preferences.check)
 
     def training_data(self) -> PreferenceDataset:
@@ -49,4 +54,6 @@ class DPO(FinetuneTask):
     def objective(self) -> Objective:
         from xpm_train.objectives.dpo import DirectPreference
 
-        return DirectPreference(self.reference_graphdef(), self.beta, self.label_smoothing)
+        return DirectPreference(
+            self.reference_graphdef(), self.beta, self.label_smoothing, self.rpo_alpha
+        )

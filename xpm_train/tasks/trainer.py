@@ -159,6 +159,14 @@ class TrainerTask(ResumableTask):
             metrics=self.metrics_path,
         )
 
+    def planned_output(self) -> Checkpoint:
+        """A stand-in for the checkpoint this task will write, with no paths: lets the stages
+        that take it run their planning checks before anything is submitted."""
+        model, tokenizer = self.model_and_tokenizer()
+        return Checkpoint.C(
+            model=model, tokenizer=tokenizer, path=Path(), step=self.total_steps(), metrics=None
+        )
+
     def checkpoint_values(self) -> CheckpointValues:
         """The final checkpoint of this (finished) job, e.g. reloaded from its folder."""
         model, tokenizer = self.model_and_tokenizer()

@@ -1,0 +1,1 @@
+"""Planning an experiment: strict configuration, checks before submission, job outcomes."""

@@ -1,0 +1,123 @@
+"""The merged configuration of ``run-experiment``, with where each value came from.
+
+experimaestro 2.7.0 merges ``--pre-yaml`` < ``imports`` < the main file < ``--post-yaml`` <
+``-c``, but keeps no trace of which file set a key and passes ``-c`` values as strings (so a
+list cannot be overridden). ``Sources`` redoes that merge with experimaestro's own YAML loader,
+records the origin of every key, and reads ``-c`` values as YAML (``-c dpo.beta=0.2`` is a
+float, ``-c 'pretrain.dataset.operations=[+, -]'`` a list). A component spec whose ``name``
+changes starts afresh instead of inheriting the previous component's parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from experimaestro.experiments.cli import ConfigurationLoader
+
+
+class SourceError(ValueError):
+    """A YAML file or a ``-c`` override that cannot be read."""
+
+
+class _TracingLoader(ConfigurationLoader):
+    """experimaestro's loader, remembering the file of each loaded mapping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[Path] = []
+
+    def load(self, yaml_file: Path) -> None:
+        if not yaml_file.exists() and yaml_file.suffix != ".yaml":
+            yaml_file = yaml_file.with_suffix(".yaml")
+        if not yaml_file.is_file():
+            raise SourceError(f"{yaml_file}: no such YAML file")
+        try:
+            data = yaml.safe_load(yaml_file.read_text())
+        except yaml.YAMLError as error:
+            raise SourceError(f"{yaml_file}: invalid YAML ({error})") from None
+        if not isinstance(data, dict):
+            raise SourceError(f"{yaml_file}: the file must hold a mapping of keys to values")
+        super().load(yaml_file)
+        self.files.append(yaml_file)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], value read as YAML)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SourceError(f"-c {item!r}: an override is written key.subkey=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as error:
+        raise SourceError(f"-c {item!r}: the value is not valid YAML ({error})") from None
+    return key.split("."), value
+
+
+def _record(origins: dict[str, str], data: Any, prefix: str, origin: str) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            origins[path] = origin
+            _record(origins, value, path, origin)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str, origins: dict) -> None:
+    """experimaestro's deep merge, except that a component spec whose ``name`` changes is
+    replaced, not merged: ``dataset: {name: jsonl, path: x}`` over an ``arithmetic`` spec must
+    not inherit ``n_examples``."""
+    for key, value in update.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        current = base.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            if "name" in value and value["name"] != current.get("name"):
+                base[key] = {}
+                for stale in [k for k in origins if k.startswith(path + ".")]:
+                    del origins[stale]
+            _merge(base[key], value, path, origins)
+        else:
+            base[key] = value
+
+
+@dataclass
+class Sources:
+    """The merged configuration and, for each dotted key, the file or override that set it."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        yaml_file: str | Path,
+        pre_yaml: tuple[str, ...] = (),
+        post_yaml: tuple[str, ...] = (),
+        overrides: tuple[str, ...] = (),
+    ) -> Sources:
+        loader = _TracingLoader()
+        for path in (*pre_yaml, yaml_file, *post_yaml):
+            loader.load(Path(path))
+        sources = cls()
+        for data, path in zip(loader.yamls, loader.files, strict=True):
+            sources.merge(data, str(path))
+        for item in overrides:
+            keys, value = parse_override(item)
+            nested: dict[str, Any] = {keys[-1]: value}
+            for key in reversed(keys[:-1]):
+                nested = {key: nested}
+            sources.merge(nested, f"-c {item}")
+        return sources
+
+    def merge(self, data: dict[str, Any], origin: str) -> None:
+        _merge(self.values, data, "", self.origins)
+        _record(self.origins, data, "", origin)
+
+    def origin(self, key: str) -> str:
+        """Where ``key`` (or, failing that, its closest parent) was set."""
+        while key:
+            if key in self.origins:
+                return self.origins[key]
+            key = key.rpartition(".")[0]
+        return "the experiment's defaults"

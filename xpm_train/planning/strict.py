@@ -1,0 +1,91 @@
+"""Strict checking of an experiment's merged YAML against its ``@configuration`` classes.
+
+experimaestro 2.7.0 validates with ``extra="allow"``: a key that the configuration does not
+define (``dpo.bta``) is silently dropped. Here every key must exist (else the closest valid
+key is suggested), every value must have its field's type, and a component spec (a field
+declared with :func:`component`) must name a registered component with known parameters.
+Each message says where the value came from (a YAML file or a ``-c`` override).
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from typing import Any
+
+import attrs
+from pydantic import TypeAdapter, ValidationError
+
+from xpm_train.planning.sources import Sources
+from xpm_train.registry import spec_errors
+
+#: attrs metadata key naming the registry kind of a component field.
+COMPONENT = "xpm_train_component"
+
+#: The type of a component field: a spec mapping. ``str`` is allowed only because
+#: experimaestro 2.7.0 validates ``-c kl.schedule={name: wsd}`` as the string it received;
+#: the strict hook reads that string as YAML, and a spec that is not a mapping is an error.
+ComponentSpec = dict[str, Any] | str
+
+
+def component(kind: str, name: str) -> Any:
+    """An attrs field holding a component spec of ``kind``, by default ``{"name": name}``."""
+    return attrs.field(factory=lambda: {"name": name}, metadata={COMPONENT: kind})
+
+
+def _type_label(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(repr(value) for value in typing.get_args(annotation))
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _value_error(annotation: Any, value: Any) -> bool:
+    try:
+        TypeAdapter(annotation).validate_python(value)
+    except ValidationError:
+        return True
+    except Exception:  # a type pydantic cannot check: leave it to experimaestro
+        return False
+    return False
+
+
+def configuration_errors(schema: type, sources: Sources) -> list[str]:
+    """Every unknown key, ill-typed value and bad component spec, one message each."""
+    return _section_errors(schema, sources.values, "", sources)
+
+
+def _section_errors(schema: type, data: Any, prefix: str, sources: Sources) -> list[str]:
+    where = prefix or "the top level"
+    if not isinstance(data, dict):
+        return [
+            f"{prefix}: expected a mapping of keys, got {data!r} (from {sources.origin(prefix)})"
+        ]
+    fields = attrs.fields_dict(schema)
+    hints = typing.get_type_hints(schema)
+    errors = []
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        origin = sources.origin(path)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = (
+                f"; did you mean {'.'.join(filter(None, [prefix, close[0]]))!r}?" if close else ""
+            )
+            valid = ", ".join(name for name in fields if not name.startswith("_"))
+            errors.append(
+                f"{path}: unknown key (from {origin}){hint} The keys of {where} are: {valid}."
+            )
+            continue
+        field, annotation = fields[key], hints.get(key, Any)
+        if COMPONENT in field.metadata:
+            errors += [
+                f"{message} (from {sources.origin(message.split(':', 1)[0])})"
+                for message in spec_errors(field.metadata[COMPONENT], value, path)
+            ]
+        elif attrs.has(annotation):
+            errors += _section_errors(annotation, value, path, sources)
+        elif _value_error(annotation, value):
+            errors.append(
+                f"{path}: expected {_type_label(annotation)}, got {value!r} (from {origin})"
+            )
+    return errors
