@@ -2,7 +2,8 @@
 (experimaestro reuses the pretraining job), and prints the figures the stages are judged by:
 
 - KL stage: held-out loss on the stage-1 data after the KL stage, beta > 0 vs beta = 0;
-- DPO: held-out reward accuracy, and the task's exact-match accuracy before and after DPO.
+- DPO: held-out reward accuracy, and the task's exact-match accuracy before and after DPO,
+  with the default ``rpo_alpha`` and with plain DPO (``dpo.rpo_alpha=0``).
 
     python benchmarks/stage_effects.py [--workdir runs] [--yaml yaml/full.yaml]
 """
@@ -50,6 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     with_kl = stage_figures(run_pipeline(args.yaml, args.workdir))
     without_kl = stage_figures(run_pipeline(args.yaml, args.workdir, "kl.beta=0"))
+    plain_dpo = stage_figures(run_pipeline(args.yaml, args.workdir, "dpo.rpo_alpha=0"))
     summary = {
         "stage1_loss": {
             "pretrain": with_kl["pretrain"]["eval"]["stage1_data"]["loss"],
@@ -69,6 +71,8 @@ def main() -> None:
             stage: with_kl[stage]["eval"]["stage1_data"]["train_accuracy"]
             for stage in ("pretrain", "kl", "dpo")
         },
+        "plain_dpo_accuracy": plain_dpo["dpo"]["eval"]["stage1_data"]["accuracy"],
+        "plain_dpo_eval_reward_accuracy": plain_dpo["dpo"]["train"]["eval/rewards/accuracies"],
         "dpo_eval_reward_accuracy": with_kl["dpo"]["train"]["eval/rewards/accuracies"],
         "dpo_eval_reward_margin": with_kl["dpo"]["train"]["eval/rewards/margins"],
     }

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import attrs
 from experimaestro.experiments import ConfigurationBase, ExperimentHelper, configuration
 
+from xpm_train.data.datasets import ArithmeticDataset
 from xpm_train.planning.failures import raise_on_failed_jobs
 from xpm_train.planning.hook import checked_configuration, run_planning_checks
 from xpm_train.planning.plan import write_plan
@@ -127,6 +128,13 @@ class DPOSection(TrainingSection):
         if spec.get("name") == "arithmetic":
             # By default, the pretraining facts (its training split only).
             facts = spec.pop("facts", None)
+            if facts is None and not isinstance(pretrain.dataset, ArithmeticDataset):
+                raise ValueError(
+                    "dpo.preferences: 'arithmetic' preferences are made from the pretraining "
+                    "facts, but pretrain.dataset is not an arithmetic dataset; give "
+                    "dpo.preferences.facts (an arithmetic dataset) or preferences from a file: "
+                    "{name: jsonl, path: ...}"
+                )
             spec["facts"] = (
                 build("dataset", facts, where="dpo.preferences.facts")
                 if facts

@@ -154,6 +154,11 @@ BAD_INPUTS = {
         "dpo: {preferences: {name: jsonl, path: $no_chosen}}\n",
         "$no_chosen:1: record has no string field 'chosen'",
     ),
+    "arithmetic preferences without arithmetic facts": (
+        "pretrain: {dataset: {name: jsonl, path: $text}}\n",
+        "'arithmetic' preferences are made from the pretraining facts, but pretrain.dataset is "
+        "not an arithmetic dataset",
+    ),
     "bad override syntax": (["-c", "dpo.beta"], "-c 'dpo.beta': an override is written"),
 }
 
@@ -164,6 +169,7 @@ def test_bad_input_fails_before_anything_is_submitted(case, dirs, tmp_path):
     names = {
         "empty": jsonl(tmp_path / "empty.jsonl"),
         "malformed": jsonl(tmp_path / "bad.jsonl", {"text": "1+1=2"}, "{oops\n"),
+        "text": jsonl(tmp_path / "text.jsonl", *[{"text": f"{i}+{i}={2 * i}"} for i in range(30)]),
         "no_chosen": jsonl(tmp_path / "p.jsonl", {"prompt": "1+1=", "rejected": "3"}),
     }
     given, expected = BAD_INPUTS[case]
@@ -176,3 +182,18 @@ def test_bad_input_fails_before_anything_is_submitted(case, dirs, tmp_path):
     message = " ".join(done.stderr.split())
     assert Template(expected).substitute(names) in message, done.stderr[-3000:]
     assert not (workdir / "jobs").exists()
+
+
+def test_a_dataset_shorter_than_one_block_fails_its_job_and_the_command(dirs, tmp_path):
+    workdir, home = dirs
+    short = jsonl(tmp_path / "short.jsonl", {"text": "1+1=2"}, {"text": "2+2=4"})
+    xp = experiment_file(
+        tmp_path,
+        f"pretrain: {{dataset: {{name: jsonl, path: {short}}}}}\n"
+        "dpo: {preferences: {name: arithmetic, facts: {name: arithmetic, n_examples: 50}}}\n",
+    )
+    done = run_experiment(workdir, home, yaml=xp)
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())
+    assert "its training split is shorter than one block of seq_len + 1 = 33 tokens" in message
+    assert "pretrain.err" in message and "Report:" not in done.stdout
