@@ -1,38 +1,8 @@
 """End to end: the real `experimaestro run-experiment` CLI on our YAML files, in a subprocess."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from xpm_train.training.metrics import read_metrics
 
-from .conftest import PROJECT
-
-
-def run_experiment(
-    workdir: Path, home: Path, *args: str, yaml: str = "tiny.yaml"
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": str(home)}
-    command = [
-        sys.executable,
-        "-m",
-        "experimaestro",
-        "run-experiment",
-        "--workdir",
-        str(workdir),
-        *args,
-        str(PROJECT / "yaml" / yaml),
-    ]
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT
-    )
-
-
-def job_folders(workdir: Path) -> dict[str, list[Path]]:
-    return {
-        task.name.split(".")[-1]: sorted(task.iterdir()) for task in (workdir / "jobs").iterdir()
-    }
+from .cli import job_folders, run_experiment
 
 
 def test_tiny_pipeline_runs_then_reruns_only_what_changed(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_experiment_cli import job_folders, run_experiment
+from .cli import job_folders, run_experiment
 
 TASKS = """
 from experimaestro import Param, Task

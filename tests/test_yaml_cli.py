@@ -8,8 +8,8 @@ from string import Template
 import pytest
 import yaml
 
+from .cli import run_experiment
 from .conftest import PROJECT
-from .test_experiment_cli import run_experiment
 
 TINY = PROJECT / "yaml" / "tiny.yaml"
 

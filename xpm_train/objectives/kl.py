@@ -14,9 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from xpm_train.objectives import KL_DIRECTIONS as DIRECTIONS
 from xpm_train.objectives.base import Batch, LossOutput, token_cross_entropy
-
-DIRECTIONS = ("forward", "reverse")
 
 
 def token_kl(policy_logits: jax.Array, reference_logits: jax.Array, direction: str) -> jax.Array:

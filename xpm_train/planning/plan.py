@@ -2,8 +2,8 @@
 
 experimaestro's ``--run-mode dry_run`` lists the jobs and their dependencies but not their
 parameters. :func:`write_plan` describes each submitted task with all its parameters, defaults
-filled in, nested components expanded, and an upstream task output shown as the job that
-produces it. A dry run prints it; a normal run saves it as ``plan.yaml`` in the experiment's
+filled in, nested components expanded, and the jobs it depends on. A dry run (or
+``generate_only``) prints it; a normal run saves it as ``plan.yaml`` in the experiment's
 run folder (``WORKDIR/experiments/<id>/<run>/plan.yaml``).
 """
 
@@ -68,11 +68,12 @@ def plan_text(tasks: list[Config]) -> str:
 
 
 def write_plan(xp: Any, tasks: list[Config]) -> None:
-    """Print the plan in a dry run; otherwise save it in the experiment's run folder."""
+    """Print the plan when nothing runs (dry run, generate only); otherwise save it in the
+    experiment's run folder."""
     from experimaestro.scheduler.workspace import RunMode
 
     text = plan_text(tasks)
-    if xp.run_mode == RunMode.DRY_RUN:
+    if xp.run_mode != RunMode.NORMAL:
         print(f"Plan ({len(tasks)} jobs):\n{text}", file=sys.stdout, flush=True)
         return
     path = Path(xp.workdir) / "plan.yaml"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from experimaestro import Param, field
 
 from xpm_train.data.datasets import TextDataset
+from xpm_train.objectives import KL_DIRECTIONS
 from xpm_train.tasks.finetune import FinetuneTask
 from xpm_train.tasks.trainer import check_errors
 
@@ -28,11 +29,9 @@ class KLStage(FinetuneTask):
     """forward: KL(reference || policy); reverse: KL(policy || reference)"""
 
     def stage_errors(self) -> list[str]:
-        from xpm_train.objectives.kl import DIRECTIONS
-
         errors = super().stage_errors()
-        if self.direction not in DIRECTIONS:
-            errors.append(f"direction={self.direction!r} is not one of {', '.join(DIRECTIONS)}")
+        if self.direction not in KL_DIRECTIONS:
+            errors.append(f"direction={self.direction!r} is not one of {', '.join(KL_DIRECTIONS)}")
         if self.beta < 0:
             errors.append(f"beta={self.beta} must be >= 0")
         return errors + check_errors(self.dataset.check)
