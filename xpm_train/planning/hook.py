@@ -17,7 +17,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
@@ -71,7 +71,7 @@ def annotated_yaml(values: Any, sources: Sources, prefix: str = "", indent: str 
     return "\n".join(lines)
 
 
-def _fail(yaml_file: str, problems: list[str]) -> None:
+def _fail(yaml_file: str, problems: list[str]) -> NoReturn:
     message = "\n".join(f"  - {problem}" for problem in problems)
     click.secho(
         f"Invalid experiment configuration ({yaml_file}); nothing was submitted:\n{message}",
