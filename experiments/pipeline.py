@@ -13,6 +13,7 @@ import attrs
 from experimaestro.experiments import ConfigurationBase, ExperimentHelper, configuration
 
 from xpm_train.data.datasets import ArithmeticDataset
+from xpm_train.launchers import LauncherSection, planned_launchers
 from xpm_train.planning.failures import raise_on_failed_jobs
 from xpm_train.planning.hook import checked_configuration, run_planning_checks
 from xpm_train.planning.plan import write_plan
@@ -24,6 +25,7 @@ from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
 from xpm_train.tasks.kl_stage import KLStage
 from xpm_train.tasks.pretrain import Pretrain
 from xpm_train.tasks.report import Report
+from xpm_train.tracking.loggers import build_logger
 
 #: Parameters every training section passes through to its task as they are.
 TRAINING_KEYS = (
@@ -36,6 +38,7 @@ TRAINING_KEYS = (
     "checkpoint_interval",
     "keep_checkpoints",
     "model_parallel",
+    "time_limit_margin",
     "eval_fraction",
     "seq_len",
 )
@@ -62,11 +65,16 @@ class TrainingSection:
     checkpoint_interval: int = 100
     keep_checkpoints: int = 2
     model_parallel: int = 1
+    time_limit_margin: float = 30.0
+    """Under a time limit (SLURM), seconds kept free to stop with a checkpoint (docs/slurm.md)"""
+    logger: ComponentSpec = component("logger", "none")
+    """Where metrics go besides metrics.jsonl: ``{name: wandb}`` (not part of the job ids)"""
 
     def common(self, stage: str) -> dict[str, Any]:
         return {
             "optimizer": build("optimizer", self.optimizer, where=f"{stage}.optimizer"),
             "schedule": build("schedule", self.schedule, where=f"{stage}.schedule"),
+            "logger": build_logger(self.logger, where=f"{stage}.logger"),
             **_values(self, TRAINING_KEYS),
         }
 
@@ -179,6 +187,8 @@ class Configuration(ConfigurationBase):
     kl: KLSection = attrs.field(factory=KLSection)
     dpo: DPOSection = attrs.field(factory=DPOSection)
     evaluation: EvaluationSection = attrs.field(factory=EvaluationSection)
+    launcher: LauncherSection = attrs.field(factory=LauncherSection)
+    """Where each stage's jobs run: local, SLURM, or a requirement (docs/slurm.md)"""
 
 
 def held_out_splits(pretrain: Pretrain, kl: KLStage) -> dict[str, HeldOutSplit]:
@@ -208,19 +218,27 @@ def check_plan(cfg: Configuration) -> None:
 def run(helper: ExperimentHelper, cfg: Configuration) -> None:
     cfg = checked_configuration(cfg)
     run_planning_checks(lambda: check_plan(cfg))
+    launchers = planned_launchers(cfg.launcher, helper.xp.run_mode)
     pretrain = cfg.pretrain.task()
-    pretrained = pretrain.submit()
+    pretrained = pretrain.submit(**launchers.submit_options("pretrain"))
     kl = cfg.kl.task(pretrained)
-    kl_trained = kl.submit()
+    kl_trained = kl.submit(**launchers.submit_options("kl"))
     dpo = cfg.dpo.task(kl_trained, pretrain, pretrained)
-    outputs = {"pretrain": pretrained, "kl": kl_trained, "dpo": dpo.submit()}
+    outputs = {
+        "pretrain": pretrained,
+        "kl": kl_trained,
+        "dpo": dpo.submit(**launchers.submit_options("dpo")),
+    }
     held_out = held_out_splits(pretrain, kl)
     evaluations = {
         stage: cfg.evaluation.task(checkpoint, held_out) for stage, checkpoint in outputs.items()
     }
-    metrics = {stage: evaluation.submit() for stage, evaluation in evaluations.items()}
+    metrics = {
+        stage: evaluation.submit(**launchers.submit_options("evaluation"))
+        for stage, evaluation in evaluations.items()
+    }
     report = Report.C(evaluations=metrics, title=cfg.title or cfg.id)
-    report.submit()
+    report.submit(**launchers.submit_options("report"))
     write_plan(helper.xp, [pretrain, kl, dpo, *evaluations.values(), report])
     helper.xp.wait()
     raise_on_failed_jobs(helper.xp)

@@ -24,6 +24,7 @@ COMPONENT_MODULES = (
     "xpm_train.models.config",
     "xpm_train.optim.optimizers",
     "xpm_train.optim.schedules",
+    "xpm_train.tracking.loggers",
 )
 
 _REGISTRY: dict[str, dict[str, type[Config]]] = {}

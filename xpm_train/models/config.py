@@ -45,6 +45,8 @@ class TransformerConfig(ModelConfig):
     rope_base: Param[float] = field(default=10000.0)
     norm: Param[str] = field(default="layernorm")
     """layernorm or rmsnorm"""
+    norm_eps: Param[float] = field(default=1e-6, ignore_default=True)
+    """Epsilon of the norms (flax's default; nanoGPT and GPT-2 use 1e-5)"""
     use_bias: Param[bool] = field(default=False)
     tie_embeddings: Param[bool] = field(default=True)
     """Use the input embedding matrix as output projection"""

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from xpm_train.models import fast_ops
 from xpm_train.models.config import TransformerConfig
 
 MODEL_AXIS = "model"
@@ -20,10 +21,22 @@ def _init(initializer: nnx.Initializer, *axes: str | None) -> nnx.Initializer:
     return nnx.with_partitioning(initializer, axes)
 
 
+class LayerNorm(nnx.LayerNorm):
+    """``nnx.LayerNorm`` (same parameters), with a custom-VJP fast path when it has no bias."""
+
+    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+        if fast_ops.enabled() and self.bias is None and self.scale is not None and mask is None:
+            y = fast_ops.layer_norm(x, self.scale[...], self.epsilon)
+            return y.astype(self.dtype or x.dtype)
+        return super().__call__(x, mask=mask)
+
+
 def _norm(config: TransformerConfig, dim: int, rngs: nnx.Rngs) -> nnx.Module:
     if config.norm == "rmsnorm":
-        return nnx.RMSNorm(dim, rngs=rngs, **_dtypes(config))
-    return nnx.LayerNorm(dim, use_bias=config.use_bias, rngs=rngs, **_dtypes(config))
+        return nnx.RMSNorm(dim, epsilon=config.norm_eps, rngs=rngs, **_dtypes(config))
+    return LayerNorm(
+        dim, epsilon=config.norm_eps, use_bias=config.use_bias, rngs=rngs, **_dtypes(config)
+    )
 
 
 def _dtypes(config: TransformerConfig) -> dict[str, jnp.dtype]:
@@ -76,7 +89,10 @@ class CausalSelfAttention(nnx.Module):
         q, k, v = jnp.split(self.qkv(x).reshape(batch, seq_len, 3 * heads, d // heads), 3, axis=2)
         if self.config.positions == "rope":
             q, k = apply_rope(q, self.config.rope_base), apply_rope(k, self.config.rope_base)
-        y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        if fast_ops.enabled():
+            y = fast_ops.causal_attention(q, k, v)
+        else:
+            y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
         y = self.out(y.reshape(batch, seq_len, d))
         return self.dropout(y, deterministic=rngs is None, rngs=rngs)
 
@@ -96,7 +112,12 @@ class MLP(nnx.Module):
         self.dropout = nnx.Dropout(config.dropout)
 
     def __call__(self, x: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
-        y = self.down(jax.nn.gelu(self.up(x), approximate=False))
+        if fast_ops.enabled() and self.up.bias is None and self.down.bias is None:
+            dtype = self.up.dtype or x.dtype
+            up, down = (layer.kernel[...].astype(dtype) for layer in (self.up, self.down))
+            y = fast_ops.gelu_mlp(x.astype(dtype), up, down)
+        else:
+            y = self.down(jax.nn.gelu(self.up(x), approximate=False))
         return self.dropout(y, deterministic=rngs is None, rngs=rngs)
 
 

@@ -19,6 +19,8 @@ from experimaestro.scheduler.experiment import FailedExperiment
 from experimaestro.scheduler.interfaces import JobFailureStatus, JobState
 from experimaestro.scheduler.workspace import RunMode
 
+from xpm_train.launchers.slurm_jobs import slurm_summary
+
 if TYPE_CHECKING:
     from experimaestro.scheduler.experiment import experiment
     from experimaestro.scheduler.jobs import Job
@@ -138,6 +140,9 @@ def _describe_failure(job: Job, log_lines: int) -> str:
         f"  folder: {job.path}",
         f"  log:    {job.stderr}",
     ]
+    slurm = slurm_summary(job)  # None when the job did not run on SLURM
+    if slurm is not None:
+        lines.insert(1, f"  slurm:  {slurm}")
     tail = log_tail(job.stderr, log_lines)
     if tail is None:
         lines.append("  (the log file does not exist: the job may not have started)")

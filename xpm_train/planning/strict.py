@@ -10,6 +10,9 @@ Each message says where the value came from (a YAML file or a ``-c`` override).
 from __future__ import annotations
 
 import difflib
+import functools
+import operator
+import types
 import typing
 from typing import Any
 
@@ -34,9 +37,27 @@ def component(kind: str, name: str) -> Any:
 
 
 def _type_label(annotation: Any) -> str:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = typing.get_args(annotation)
+        return " or ".join("null" if m is type(None) else _type_label(m) for m in members)
+    if attrs.has(annotation):
+        return "a mapping"
     if typing.get_origin(annotation) is typing.Literal:
         return "one of " + ", ".join(repr(value) for value in typing.get_args(annotation))
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _union_parts(annotation: Any) -> tuple[type | None, Any]:
+    """``(the attrs class, the other members)`` of a union holding one attrs class, e.g.
+    ``str | LauncherBlock | None``; ``(None, annotation)`` for any other annotation."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None, annotation
+    members = typing.get_args(annotation)
+    nested = [member for member in members if attrs.has(member)]
+    if len(nested) != 1:
+        return None, annotation
+    others = [member for member in members if member is not nested[0]]
+    return nested[0], functools.reduce(operator.or_, others)
 
 
 def _value_error(annotation: Any, value: Any) -> bool:
@@ -84,7 +105,9 @@ def _section_errors(schema: type, data: Any, prefix: str, sources: Sources) -> l
             ]
         elif attrs.has(annotation):
             errors += _section_errors(annotation, value, path, sources)
-        elif _value_error(annotation, value):
+        elif (nested := _union_parts(annotation))[0] is not None and isinstance(value, dict):
+            errors += _section_errors(nested[0], value, path, sources)
+        elif _value_error(nested[1], value):
             errors.append(
                 f"{path}: expected {_type_label(annotation)}, got {value!r} (from {origin})"
             )

@@ -64,3 +64,57 @@ def metric_bars(values: dict[str, dict[str, float]], metric: str, path: Path) ->
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+#: The file name of a training job's curves, next to its ``metrics.jsonl``.
+JOB_CURVES = "curves.png"
+
+
+def metric_series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """Steps and finite values of ``key`` in ``records`` (non-finite values are strings)."""
+    points = [
+        (r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and "step" in r
+    ]
+    return [step for step, _ in points], [value for _, value in points]
+
+
+def job_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The panels of a training job's curves: (title, metric keys), empty ones left out.
+    Keys of held-out metrics start with ``eval/``."""
+    keys = {key for record in records for key in record}
+    panels = [
+        ("loss", ["loss", "eval/loss"]),
+        ("learning rate", ["lr"]),
+        ("gradient norm", ["grad_norm"]),
+        ("stage metrics", [k for name in KEY_METRICS for k in (name, f"eval/{name}")]),
+    ]
+    return [
+        (title, [k for k in names if k in keys]) for title, names in panels if keys & set(names)
+    ]
+
+
+def job_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """One training job's curves in one PNG: loss (training and held-out), learning rate,
+    gradient norm and the stage's key metrics, one panel each."""
+    plt = _pyplot()
+    panels = job_panels(records) or [("loss", [])]
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis, (name, keys) in zip(axes.flat, panels, strict=False):
+        for key in keys:
+            steps, values = metric_series(records, key)
+            axis.plot(steps, values, "o-" if key.startswith("eval/") else "-", label=key, ms=3)
+        axis.set_title(name)
+        axis.set_xlabel("step")
+        if keys:
+            axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -57,6 +57,9 @@ class Evaluate(Task):
             raise ConfigError("evaluate: " + "; ".join(errors))
 
     def execute(self) -> None:
+        from xpm_train.training.runtime import configure_job
+
+        print(configure_job(Path(self.metrics_path).parent).describe(), flush=True)
         import jax
 
         from xpm_train.data.blocks import BlockData
@@ -75,8 +78,9 @@ class Evaluate(Task):
             model = definition.merge(params)
             eval_step = jax.jit(make_eval_step(definition, NextTokenPrediction()))
             results = {}
+            count = len(self.datasets)
             for index, (name, split) in enumerate(self.datasets.items()):
-                report_progress(index / len(self.datasets), f"evaluating on {name}")
+                report_progress(index / count, f"{name}: held-out loss ({index + 1}/{count})")
                 dataset = split.dataset
                 data = BlockData.from_dataset(
                     dataset,
@@ -90,6 +94,9 @@ class Evaluate(Task):
                 batches = data.eval_batches(self.batch_size)
                 metrics = mean_metrics(eval_step, params, batches, None, mesh, prefix="")
                 if hasattr(dataset, "problems"):
+                    report_progress(
+                        (index + 0.5) / count, f"{name}: exact-match accuracy ({index + 1}/{count})"
+                    )
                     train, held_out = split_documents(
                         dataset.problems(), split.eval_fraction, split.seed
                     )
@@ -103,7 +110,7 @@ class Evaluate(Task):
             "datasets": results,
         }
         self.metrics_path.write_text(json.dumps(record, indent=2) + "\n")
-        report_progress(1.0, "done")
+        report_progress(1.0, f"done: {count} datasets")
         summary = "; ".join(
             f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             for name, metrics in results.items()

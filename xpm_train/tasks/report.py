@@ -62,6 +62,7 @@ class Report(Task):
 
     def execute(self) -> None:
         from xpm_train.reporting.plots import metric_bars, training_curves
+        from xpm_train.tracking.report import embed_job_curves
         from xpm_train.training.metrics import read_metrics
 
         folder = Path(self.report_path).parent
@@ -75,9 +76,12 @@ class Report(Task):
             if evaluation.checkpoint.metrics is not None
         }
         lines = [f"# {self.title}", ""] + evaluation_section(results) + training_section(curves)
-        report_progress(0.5, "plotting")
+        report_progress(0.5, f"plotting {len(results)} stages")
         lines += ["## Plots", "", "![training curves](training_curves.png)", ""]
         training_curves(curves, folder / "training_curves.png")
+        lines += embed_job_curves(
+            {stage: e.checkpoint.metrics for stage, e in self.evaluations.items()}, folder
+        )
         for metric in ("loss", "accuracy"):
             values = {
                 stage: {name: m[metric] for name, m in result["datasets"].items() if metric in m}
@@ -87,5 +91,5 @@ class Report(Task):
                 metric_bars(values, metric, folder / f"{metric}.png")
                 lines += [f"![{metric}]({metric}.png)", ""]
         self.report_path.write_text("\n".join(lines))
-        report_progress(1.0, "done")
+        report_progress(1.0, f"done: {len(results)} stages")
         print(f"report written to {self.report_path}", flush=True)

@@ -18,6 +18,7 @@ from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
 from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.progress import report_progress
+from xpm_train.tracking.loggers import MetricsLogger
 
 if TYPE_CHECKING:
     from xpm_train.training.loop import Stage, StageData
@@ -81,6 +82,11 @@ class TrainerTask(ResumableTask):
     """Checkpoints kept (the latest ones; the final one is always among them)"""
     model_parallel: Meta[int] = field(default=1)
     prefetch: Meta[int] = field(default=2)
+    time_limit_margin: Meta[float] = field(default=30.0)
+    """Under a time limit (SLURM), stop with a checkpoint when fewer seconds than this (plus two
+    steps and one checkpoint) are left; experimaestro then resubmits the job, which resumes"""
+    logger: Meta[MetricsLogger | None]
+    """Where metrics go besides metrics.jsonl (e.g. wandb); not part of the job's identity"""
 
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
     metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
@@ -178,7 +184,12 @@ class TrainerTask(ResumableTask):
         return dep(self.checkpoint_output())
 
     def execute(self) -> None:
+        from xpm_train.training.runtime import configure_job
+
+        print(configure_job(Path(self.checkpoints).parent).describe(), flush=True)
+        from xpm_train.tracking.session import training_session
         from xpm_train.training.loop import LoopSettings, RunPaths, train
+        from xpm_train.training.time_limit import TimeLimit
 
         self.check()
         settings = LoopSettings(
@@ -194,10 +205,13 @@ class TrainerTask(ResumableTask):
             prefetch=self.prefetch,
         )
         paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path)
-        result = train(self.build_stage(), settings, paths, on_progress=report_progress)
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
-        print(
-            f"{self.stage_name} done: {result.step} steps in {result.wall_time_s:.1f}s; "
-            f"{metrics}; final checkpoint {result.checkpoint}; metrics in {self.metrics_path}",
-            flush=True,
-        )
+        with training_session(self.stage_name, self.metrics_path, self.logger) as session:
+            result = train(
+                self.build_stage(),
+                settings,
+                paths,
+                on_progress=report_progress,
+                on_metrics=session.log,
+                time_limit=TimeLimit(self.remaining_time, self.time_limit_margin),
+            )
+            print(session.finish(result), flush=True)

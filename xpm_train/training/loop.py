@@ -31,6 +31,7 @@ from xpm_train.training.state import (
     state_shardings,
 )
 from xpm_train.training.step import make_eval_step, make_train_step
+from xpm_train.training.time_limit import TimeLimit, TimeLimitReached
 
 
 class NonFiniteLossError(RuntimeError):
@@ -114,9 +115,13 @@ class _Trainer:
         settings: LoopSettings,
         paths: RunPaths,
         on_progress: Callable[[float, str], None] | None,
+        on_metrics: Callable[[dict[str, Any]], None] | None = None,
+        time_limit: TimeLimit | None = None,
     ):
         self.stage, self.settings, self.paths = stage, settings, paths
+        self.time_limit = time_limit
         self.on_progress = on_progress or (lambda fraction, desc: None)
+        self.on_metrics = on_metrics
         self.mesh = make_mesh(settings.model_parallel)
         self.accum = accumulation_steps(settings, data_parallel_size(self.mesh))
         self.definition = model_def(stage.make_model, self.mesh)
@@ -182,6 +187,32 @@ class _Trainer:
             )
         return values
 
+    def save(self, state: Any, step: int, last: dict[str, float]) -> None:
+        began = time.perf_counter()
+        meta = {"step": step, "samples": step * self.settings.batch_size, "metrics": last}
+        self.store.save(state, meta)
+        if self.time_limit is not None:
+            self.time_limit.saved(time.perf_counter() - began)
+
+    def stop_before_time_limit(
+        self, state: Any, metrics: Any, step: int, last: dict[str, float]
+    ) -> None:
+        """Near the job's time limit: write a checkpoint of ``step`` (if not just written)
+        and raise :class:`TimeLimitReached`, for the job to be resubmitted and resume."""
+        assert self.time_limit is not None
+        left = self.time_limit.must_stop()
+        if left is None:
+            return
+        if self.store.latest_step() != step:
+            self.check_finite(step, metrics)
+            self.save(state, step, last)
+        self.store.close()
+        stop = TimeLimitReached(
+            step, self.settings.total_steps, left, str(self.store.directory / str(step))
+        )
+        print(stop.message, flush=True)
+        raise stop
+
     def run(self) -> TrainResult:
         began = time.perf_counter()
         settings, stage = self.settings, self.stage
@@ -189,7 +220,7 @@ class _Trainer:
         with jax.set_mesh(self.mesh):
             state, start, last = self.initial_state()
             frozen = stage.frozen(self.definition) if stage.frozen is not None else None
-            log = MetricsLog(self.paths.metrics, resume_step=start)
+            log = MetricsLog(self.paths.metrics, resume_step=start, listener=self.on_metrics)
             eval_steps = [r["step"] for r in read_metrics(self.paths.metrics, "eval")]
             last_eval = max(eval_steps, default=-1)
             eval_batch_size = settings.micro_batch_size * data_parallel_size(self.mesh)
@@ -238,11 +269,10 @@ class _Trainer:
                     if done % settings.checkpoint_interval == 0 or done == total:
                         pause = time.perf_counter()
                         self.check_finite(done, metrics)
-                        self.store.save(
-                            state,
-                            {"step": done, "samples": done * settings.batch_size, "metrics": last},
-                        )
+                        self.save(state, done, last)
                         paused += time.perf_counter() - pause
+                    if self.time_limit is not None and done < total:
+                        self.stop_before_time_limit(state, metrics, done, last)
             finally:
                 prefetcher.close()
             if eval_data and last_eval != total:
@@ -264,7 +294,11 @@ def train(
     settings: LoopSettings,
     paths: RunPaths,
     on_progress: Callable[[float, str], None] | None = None,
+    on_metrics: Callable[[dict[str, Any]], None] | None = None,
+    time_limit: TimeLimit | None = None,
 ) -> TrainResult:
     """Train ``stage`` for ``settings.total_steps``, resuming from the latest checkpoint in
-    ``paths.checkpoints`` if there is one."""
-    return _Trainer(stage, settings, paths, on_progress).run()
+    ``paths.checkpoints`` if there is one. ``on_metrics`` gets each record written to
+    ``paths.metrics`` (a logger such as wandb). With a ``time_limit``, the training stops
+    with a checkpoint before the job's time is up (:class:`TimeLimitReached`)."""
+    return _Trainer(stage, settings, paths, on_progress, on_metrics, time_limit).run()

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
 class MetricsLog:
     """Appends records to ``path``; on resume, drops records past the restored step so the
-    file reads as if the run had never been interrupted."""
+    file reads as if the run had never been interrupted. ``listener`` gets each record written
+    (e.g. a wandb run)."""
 
-    def __init__(self, path: Path, resume_step: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        resume_step: int = 0,
+        listener: Callable[[dict[str, Any]], None] | None = None,
+    ):
         self.path = Path(path)
+        self.listener = listener
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
         with self.path.open("w") as out:
@@ -24,6 +32,8 @@ class MetricsLog:
         clean = {k: _json_value(v) for k, v in record.items()}
         with self.path.open("a") as out:
             out.write(json.dumps(clean) + "\n")
+        if self.listener is not None:
+            self.listener(clean)
 
 
 def _json_value(value: Any) -> Any:

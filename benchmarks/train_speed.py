@@ -1,0 +1,241 @@
+"""Training throughput of xpm-train against a bare jitted JAX step and PyTorch eager (nanoGPT).
+
+One process trains the same nanoGPT model (pre-LayerNorm without biases, learned positions,
+tied embeddings, exact GELU 4x MLP, causal attention, float32, vocab 65; AdamW lr 1e-3, betas
+0.9/0.99, weight decay 0.1 on matrices, clip 1.0) on the same random token batches with:
+
+- ``xpm_train``: the training loop exactly as a Pretrain job runs it (``train`` with a Stage:
+  prefetching, NaN checks, metrics, final checkpoint), after the job's runtime settings;
+- ``bare_jax``: a hand-written ``jax.jit`` step of the same flax model and optax optimizer;
+- ``torch``: the model in PyTorch eager (``benchmarks/torch_gpt.py``), from the same weights.
+
+Runs alternate; each figure is the median of ``--repeats`` runs of ``--steps`` steps, warm-up
+steps excluded. Also printed: the train step's compile time (cold, and loaded from the
+persistent cache in ``<workdir>/.jax_cache``), the fraction of step time spent waiting for
+data, and, on a GPU, the model FLOPs utilisation. The last line is one JSON object.
+
+    pip install -e ".[bench]"
+    python benchmarks/train_speed.py --model mini|baby|wide [--steps N] [--repeats 3]
+    python benchmarks/train_speed.py --model gpt2   # GPU: bf16 compute, float32 weights, MFU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from xpm_train.training import runtime
+
+SETTINGS = runtime.configure(Path(os.environ.get("XPM_BENCH_WORKDIR", "runs/benchmarks")))
+
+import jax  # noqa: E402  (after the runtime settings, as in a job)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_models import MODELS, BenchModel, bare_jax_run, model_flops_per_token  # noqa: E402
+from torch_gpt import GPTConfig, TorchTrainer, load_jax_params  # noqa: E402
+
+from xpm_train.data.loader import Prefetcher  # noqa: E402
+from xpm_train.models import fast_ops  # noqa: E402
+from xpm_train.training import loop  # noqa: E402
+from xpm_train.training.compiles import watch_compiles  # noqa: E402
+from xpm_train.training.loop import LoopSettings, RunPaths, train  # noqa: E402
+from xpm_train.training.metrics import read_metrics  # noqa: E402
+
+#: Dense peak throughput (FLOP/s) of known accelerators for the MFU, bf16.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
+
+
+class TimedPrefetcher(Prefetcher):
+    """The loop's prefetcher, recording how long each step waited for its batch."""
+
+    waits: list[float] = []
+
+    def __next__(self) -> object:
+        before = self.wait_seconds
+        try:
+            return super().__next__()
+        finally:
+            TimedPrefetcher.waits.append(self.wait_seconds - before)
+
+
+def xpm_train_run(bench: BenchModel, args: argparse.Namespace, folder: Path) -> dict:
+    """One Pretrain-like training; tokens/s of the steps after the warm-up."""
+    total = args.warmup + args.steps
+    settings = LoopSettings(
+        total_steps=total,
+        batch_size=bench.batch,
+        micro_batch_size=bench.batch,
+        seed=0,
+        eval_interval=10**9,
+        log_interval=args.warmup,
+        checkpoint_interval=10**9,
+        keep_checkpoints=1,
+    )
+    paths = RunPaths(folder / "checkpoints", folder / "metrics.jsonl", folder / "result.json")
+    TimedPrefetcher.waits = []
+    loop.Prefetcher = TimedPrefetcher  # type: ignore[misc]
+    try:
+        with watch_compiles() as compiles:
+            began = time.perf_counter()
+            train(bench.stage(), settings, paths)
+            wall = time.perf_counter() - began
+    finally:
+        loop.Prefetcher = Prefetcher  # type: ignore[misc]
+    records = [r for r in read_metrics(paths.metrics, "train") if r["step"] > args.warmup]
+    tokens_per_step = bench.batch * bench.block
+    # Each record covers the log_interval (= warm-up) steps before it.
+    seconds = sum(tokens_per_step * args.warmup / r["tokens_per_s"] for r in records)
+    waited = sum(TimedPrefetcher.waits[args.warmup : total])
+    return {
+        "tokens_per_s": tokens_per_step * args.steps / seconds,
+        "loss": records[-1]["loss"],
+        "data_wait": waited / seconds,
+        "compile_s": compiles.seconds("train_step"),
+        "compiles": compiles.count("train_step"),
+        "cache_hits": compiles.cache_hits,
+        "cache_misses": compiles.cache_misses,
+        "wall_s": wall,
+    }
+
+
+def torch_run(bench: BenchModel, args: argparse.Namespace) -> dict:
+    config = GPTConfig(bench.vocab, bench.block, bench.layers, bench.heads, bench.width, 1e-5)
+    trainer = TorchTrainer(config, bench.lr, (0.9, 0.99), 0.1)
+    load_jax_params(trainer.model, bench.initial_params())
+    batches = [
+        torch.from_numpy(bench.tokens(step).astype(np.int64))
+        for step in range(args.warmup + args.steps)
+    ]
+    for tokens in batches[: args.warmup]:
+        trainer.step(tokens)
+    began = time.perf_counter()
+    for tokens in batches[args.warmup :]:
+        loss = trainer.step(tokens)
+    seconds = time.perf_counter() - began
+    return {"tokens_per_s": bench.batch * bench.block * args.steps / seconds, "loss": float(loss)}
+
+
+def cold_compile_seconds(bench: BenchModel) -> float:
+    """The train step's compile time with the persistent cache turned off."""
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        folder = Path(tempfile.mkdtemp())
+        with watch_compiles() as compiles:
+            bench_args = argparse.Namespace(warmup=1, steps=1)
+            xpm_train_run(bench, bench_args, folder)
+        return compiles.seconds("train_step")
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="mini")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--impls", default="xpm_train,bare_jax,torch")
+    parser.add_argument("--plain", action="store_true", help="also bare_jax without fast ops")
+    args = parser.parse_args()
+    bench = MODELS[args.model]
+    args.steps = args.steps or bench.steps
+    args.warmup = args.warmup or bench.warmup
+    if args.steps % args.warmup:
+        parser.error("--steps must be a multiple of --warmup (the loop's log interval)")
+    impls = args.impls.split(",") + (["plain_jax"] if args.plain else [])
+    if "torch" in impls and jax.default_backend() != "cpu":
+        impls.remove("torch")  # the PyTorch reference is CPU-only here
+    print(SETTINGS.describe(), flush=True)
+    print(
+        f"model {args.model}: {bench.layers} layers, {bench.heads} heads, width {bench.width}, "
+        f"block {bench.block}, batch {bench.batch}, {bench.num_params():,} parameters; "
+        f"{args.repeats} runs x {args.steps} steps (+{args.warmup} warm-up)",
+        flush=True,
+    )
+    runs: dict[str, list[dict]] = {name: [] for name in impls}
+    loads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            order = impls if repeat % 2 == 0 else impls[::-1]
+            for name in order:
+                loads.append(os.getloadavg()[0])
+                if name == "xpm_train":
+                    result = xpm_train_run(bench, args, Path(tmp) / f"run{repeat}")
+                elif name == "torch":
+                    result = torch_run(bench, args)
+                else:
+                    with fast_ops.use_fast_ops(name == "bare_jax"):
+                        result = bare_jax_run(bench, args.warmup, args.steps)
+                runs[name].append(result)
+                print(
+                    f"run {repeat + 1} {name:<10} {result['tokens_per_s']:>10.0f} tok/s  "
+                    f"loss {result['loss']:.4f}  load {loads[-1]:.1f}",
+                    flush=True,
+                )
+    median = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in runs.items()}
+    summary = {"model": args.model, "tokens_per_s": {n: round(v, 1) for n, v in median.items()}}
+    ratios = {}
+    for a, b in (("xpm_train", "torch"), ("xpm_train", "bare_jax"), ("bare_jax", "torch")):
+        if a in median and b in median:
+            ratios[f"{a}/{b}"] = round(median[a] / median[b], 3)
+    summary["ratios"] = ratios
+    print(f"\n{'implementation':<16}{'tokens/s (median)':>18}{'runs':>30}")
+    for name, rs in runs.items():
+        values = " ".join(f"{r['tokens_per_s']:.0f}" for r in rs)
+        print(f"{name:<16}{median[name]:>18.0f}{values:>30}")
+    for key, value in ratios.items():
+        print(f"ratio {key}: {value:.3f}")
+    if "xpm_train" in runs:
+        xr = runs["xpm_train"]
+        hits = [r["compile_s"] for r in xr if r["cache_hits"] and not r["cache_misses"]]
+        missed = [r["compile_s"] for r in xr if r["cache_misses"]]
+        cold = missed[0] if missed else cold_compile_seconds(bench)
+        cached = statistics.median(hits) if hits else None
+        wait = statistics.median(r["data_wait"] for r in xr)
+        summary["compile_s"] = {"cold": round(cold, 2), "cached": cached and round(cached, 2)}
+        summary["train_step_compiles_per_run"] = max(r["compiles"] for r in xr)
+        summary["data_wait_fraction"] = round(wait, 4)
+        print(
+            f"train step compile: cold {cold:.2f}s, from the persistent cache "
+            + (f"{cached:.2f}s" if cached is not None else "n/a")
+            + f"; compilations per run {summary['train_step_compiles_per_run']}"
+        )
+        print(f"data wait: {100 * wait:.2f}% of the step time")
+    flops = model_flops_per_token(bench)
+    if jax.default_backend() != "cpu" and "xpm_train" in median:
+        kind = jax.devices()[0].device_kind
+        peak = next((v for k, v in PEAK_FLOPS.items() if k in kind), None)
+        if peak:
+            summary["mfu"] = round(flops * median["xpm_train"] / peak, 4)
+            print(f"MFU on {kind}: {100 * summary['mfu']:.1f}% (peak {peak / 1e12:.0f} TFLOP/s)")
+    else:
+        summary["gflops"] = {n: round(flops * v / 1e9, 1) for n, v in median.items()}
+    summary.update(
+        params=bench.num_params(),
+        steps=args.steps,
+        repeats=args.repeats,
+        load_avg=[round(min(loads), 2), round(max(loads), 2)],
+        runtime=SETTINGS.describe(),
+        versions={
+            "jax": jax.__version__,
+            "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "backend": jax.default_backend(),
+            "cpu_count": os.cpu_count(),
+        },
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

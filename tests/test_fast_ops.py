@@ -1,0 +1,137 @@
+"""The custom-VJP ops compute what the plain model code computes, gradients included."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from xpm_train.models import fast_ops
+from xpm_train.objectives.language_model import NextTokenPrediction
+from xpm_train.registry import build
+from xpm_train.training.mesh import make_mesh
+from xpm_train.training.state import create_state, init_params, model_def, state_shardings
+from xpm_train.training.step import make_train_step
+
+
+def _random(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> jax.Array:
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape) * scale, jnp.float32)
+
+
+def _check_vjp(fast, plain, args: tuple, rtol: float = 1e-5) -> None:
+    """Same values, and the same gradients of a random projection of the output."""
+    out = plain(*args)
+    np.testing.assert_allclose(fast(*args), out, rtol=rtol, atol=1e-6)
+    cotangent = _random(out.shape, 99)
+    argnums = tuple(range(len(args)))
+    expected = jax.grad(lambda *a: jnp.sum(plain(*a) * cotangent), argnums)(*args)
+    got = jax.jit(jax.grad(lambda *a: jnp.sum(fast(*a) * cotangent), argnums))(*args)
+    for e, g in zip(expected, got, strict=True):
+        scale = max(float(jnp.max(jnp.abs(e))), 1e-2)  # some gradients are exactly 0
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=rtol * scale)
+
+
+def test_gelu_mlp_matches_plain_mlp():
+    x, up, down = _random((3, 16, 32), 0), _random((32, 128), 1, 0.1), _random((128, 32), 2, 0.1)
+
+    def plain(x, up, down):
+        return jax.nn.gelu(x @ up, approximate=False) @ down
+
+    _check_vjp(fast_ops.gelu_mlp, plain, (x, up, down))
+
+
+def test_gelu_and_its_derivative():
+    h = jnp.linspace(-6.0, 6.0, 101)
+    # 1 + erf(h / sqrt(2)) cancels for very negative h in float32 (as in PyTorch): an absolute
+    # error below 1e-6 where jax.nn.gelu's erfc keeps a relative precision.
+    expected = jax.nn.gelu(h, approximate=False)
+    value, slope = fast_ops.gelu_and_grad(h)
+    np.testing.assert_allclose(fast_ops.gelu(h), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-6)
+    expected = jax.vmap(jax.grad(lambda v: jax.nn.gelu(v, approximate=False)))(h)
+    np.testing.assert_allclose(slope, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("seq_len", [1, 16, 33])
+def test_causal_attention_matches_dot_product_attention(seq_len):
+    q, k, v = (_random((2, seq_len, 4, 8), seed) for seed in range(3))
+
+    def plain(q, k, v):
+        return jax.nn.dot_product_attention(q, k, v, is_causal=True)
+
+    _check_vjp(fast_ops.causal_attention, plain, (q, k, v))
+
+
+def test_layer_norm_matches_nnx_layer_norm():
+    x = _random((3, 16, 32), 0, 2.0) + 0.5
+    scale = _random((32,), 1) + 1.0
+    norm = nnx.LayerNorm(32, use_bias=False, epsilon=1e-5, rngs=nnx.Rngs(0))
+    graphdef, _ = nnx.split(norm, nnx.Param)
+
+    def plain(x, scale):
+        return nnx.merge(graphdef, {"scale": scale})(x)
+
+    _check_vjp(lambda x, s: fast_ops.layer_norm(x, s, 1e-5), plain, (x, scale))
+
+
+def test_bfloat16_compute_keeps_its_dtype():
+    x = _random((2, 8, 16), 0).astype(jnp.bfloat16)
+    up, down = _random((16, 64), 1, 0.1), _random((64, 16), 2, 0.1)
+    y, grads = jax.value_and_grad(
+        lambda x, u, d: jnp.sum(fast_ops.gelu_mlp(x, u, d).astype(jnp.float32)), (0, 1, 2)
+    )(x, up.astype(jnp.bfloat16), down.astype(jnp.bfloat16))
+    assert {g.dtype for g in grads} == {jnp.dtype(jnp.bfloat16)}
+    q = _random((2, 8, 2, 8), 3).astype(jnp.bfloat16)
+    assert fast_ops.causal_attention(q, q, q).dtype == jnp.bfloat16
+    assert fast_ops.layer_norm(x, jnp.ones(16), 1e-5).dtype == jnp.bfloat16
+
+
+def test_switch_turns_the_fast_path_off():
+    assert fast_ops.enabled()
+    with fast_ops.use_fast_ops(False):
+        assert not fast_ops.enabled()
+    assert fast_ops.enabled()
+
+
+def _train_losses(fast: bool, steps: int) -> list[float]:
+    """Losses of ``steps`` nanoGPT-style training steps (same init, same batches)."""
+    model = build(
+        "model",
+        {
+            "name": "transformer",
+            "d_model": 64,
+            "n_layers": 2,
+            "n_heads": 4,
+            "max_seq_len": 32,
+            "positions": "learned",
+            "norm_eps": 1e-5,
+        },
+    ).instance()
+    optimizer = build("optimizer", {"name": "adamw", "b2": 0.99}).instance()
+
+    def make_model():
+        return model.create(65, seed=0)
+
+    mesh = make_mesh()
+    definition = model_def(make_model, mesh)
+    tx = optimizer.build(lambda step: 1e-3)
+    params = init_params(make_model, definition)
+    state = create_state(params, tx, 0, state_shardings(definition, tx, mesh))
+    with fast_ops.use_fast_ops(fast):
+        step = jax.jit(make_train_step(definition, NextTokenPrediction(), tx, lambda s: 1e-3))
+        rng = np.random.default_rng(0)
+        losses = []
+        for _ in range(steps):
+            tokens = rng.integers(0, 65, (1, 8, 33)).astype(np.int32)
+            batch = {"tokens": tokens, "mask": np.ones((1, 8, 32), np.float32)}
+            state, metrics = step(state, batch, None)
+            losses.append(float(metrics["loss"]))
+    return losses
+
+
+def test_fifty_training_steps_give_the_loss_of_the_plain_step():
+    fast, plain = _train_losses(True, 50), _train_losses(False, 50)
+    assert plain[-1] < plain[0]
+    np.testing.assert_allclose(fast, plain, rtol=1e-4)

@@ -1,0 +1,152 @@
+"""Process-level settings, compile once per run, the persistent compilation cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import jax
+import pytest
+from experimaestro import experiment
+
+from xpm_train.training import runtime
+from xpm_train.training.compiles import watch_compiles
+from xpm_train.training.loop import train
+
+from .conftest import reset_scheduler
+from .helpers import run_paths, tiny_settings, tiny_stage
+from .test_pretrain_task import tiny_pretrain
+
+SWITCHES = (
+    "XPM_TRAIN_RUNTIME",
+    "XPM_TRAIN_MALLOC",
+    "XPM_TRAIN_XLA_FLAGS",
+    "XPM_TRAIN_JAX_CACHE",
+    "JAX_COMPILATION_CACHE_DIR",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "GLIBC_TUNABLES",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No switch set; the backend counts as not started; XLA_FLAGS restored afterwards."""
+    for name in SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setattr(runtime, "_backend_started", lambda: False)
+    return monkeypatch
+
+
+@pytest.fixture
+def restore_cache():
+    """Give the process back its compilation-cache settings after the test."""
+    keys = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    before = {key: getattr(jax.config, key) for key in keys}
+    yield
+    from jax.experimental.compilation_cache import compilation_cache
+
+    for key, value in before.items():
+        jax.config.update(key, value)
+    compilation_cache.reset_cache()
+
+
+def test_defaults_apply_every_setting(clean_env, restore_cache, tmp_path):
+    settings = runtime.configure(tmp_path)
+    text = settings.describe()
+    assert "malloc mmap threshold 32 MiB" in text
+    assert "--xla_cpu_experimental_ynn_fusion_type=" in os.environ["XLA_FLAGS"]
+    assert settings.cache_dir == tmp_path.absolute() / ".jax_cache"
+    assert jax.config.jax_compilation_cache_dir == str(settings.cache_dir)
+
+
+def test_each_setting_can_be_turned_off(clean_env, restore_cache, tmp_path):
+    clean_env.setenv("XPM_TRAIN_MALLOC", "0")
+    clean_env.setenv("XPM_TRAIN_XLA_FLAGS", "0")
+    clean_env.setenv("XPM_TRAIN_JAX_CACHE", "0")
+    settings = runtime.configure(tmp_path)
+    assert settings.applied == [] and len(settings.skipped) == 3
+    assert os.environ["XLA_FLAGS"] == ""
+    clean_env.setenv("XPM_TRAIN_RUNTIME", "0")
+    assert runtime.configure(tmp_path).skipped == ["all (XPM_TRAIN_RUNTIME=0)"]
+
+
+def test_what_the_user_set_wins(clean_env, restore_cache, tmp_path):
+    clean_env.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
+    clean_env.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    clean_env.setenv("XPM_TRAIN_JAX_CACHE", str(tmp_path / "elsewhere"))
+    settings = runtime.configure(tmp_path)
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=dot"
+    assert any("MALLOC_TRIM_THRESHOLD_" in s for s in settings.skipped)
+    assert settings.cache_dir == tmp_path / "elsewhere"
+
+
+def test_flags_are_not_added_once_the_backend_runs(clean_env, restore_cache, tmp_path):
+    clean_env.setattr(runtime, "_backend_started", lambda: True)
+    settings = runtime.configure(tmp_path)
+    assert os.environ["XLA_FLAGS"] == ""
+    assert any("already started" in s for s in settings.skipped)
+
+
+def test_workdir_of_a_job_folder(tmp_path):
+    job = tmp_path / "ws" / "jobs" / "xpm_train.tasks.pretrain.pretrain" / "abc123"
+    assert runtime.workdir_of(job) == tmp_path / "ws"
+    assert runtime.workdir_of(tmp_path / "somewhere") is None
+
+
+def test_training_compiles_its_step_once(tmp_path):
+    """Evaluation and checkpoints included; no program is compiled twice, and twice the steps
+    compile nothing more."""
+    counts = []
+    for steps in (8, 16):
+        settings = tiny_settings(total_steps=steps, eval_interval=4, checkpoint_interval=4)
+        with watch_compiles() as stats:
+            train(tiny_stage(), settings, run_paths(tmp_path / str(steps)))
+        assert stats.count("train_step") == 1
+        assert stats.count("eval_step") == 1
+        assert max(stats.compiles.values()) == 1, stats.compiles
+        counts.append(sum(stats.compiles.values()))
+    assert counts[1] <= counts[0]
+
+
+def test_a_repeated_run_loads_its_step_from_the_cache(clean_env, restore_cache, tmp_path):
+    runtime.configure_cache(runtime.RuntimeSettings(), tmp_path / "workdir")
+    stats = []
+    for run in ("first", "again"):
+        with watch_compiles() as seen:
+            train(tiny_stage(), tiny_settings(total_steps=4), run_paths(tmp_path / run))
+        stats.append(seen)
+    first, again = stats
+    assert first.cache_misses > 0 and again.cache_hits > 0 and again.cache_misses == 0
+    assert again.seconds("train_step") < first.seconds("train_step")
+
+
+def _step_entries(cache: Path) -> set[str]:
+    return {path.name for path in cache.glob("jit_train_step*")}
+
+
+def test_jobs_share_the_cache_of_their_workdir(tmp_path):
+    """A job fills <workdir>/.jax_cache; the same job, resubmitted, compiles nothing new."""
+    workdir = tmp_path / "ws"
+    with experiment(workdir, "cache-test", no_environmental_impact=True):
+        checkpoint = tiny_pretrain(steps=4, eval_interval=4, checkpoint_interval=4).submit()
+    folder = checkpoint.path.parent
+    log = (folder / "pretrain.out").read_text()
+    assert f"compilation cache {workdir.absolute() / '.jax_cache'}" in log
+    entries = _step_entries(workdir / ".jax_cache")
+    assert len(entries) == 1
+
+    (folder / "pretrain.done").unlink()
+    (folder / "result.json").unlink()
+    shutil.rmtree(folder / "checkpoints")
+    reset_scheduler()
+    with experiment(workdir, "cache-test", no_environmental_impact=True):
+        tiny_pretrain(steps=4, eval_interval=4, checkpoint_interval=4).submit()
+    assert (folder / "pretrain.done").exists()
+    assert _step_entries(workdir / ".jax_cache") == entries

@@ -1,0 +1,142 @@
+"""The ``launcher:`` section of an experiment file: where each stage's jobs run.
+
+```yaml
+launcher:
+  default: local                                    # every job, unless its stage says otherwise
+  pretrain: {slurm: {partition: gpu, gpus_per_node: 1, time: "2:00:00"}}
+  evaluation: "duration=30m & cpu(cores=2)"        # a requirement, resolved by launchers.py
+  max_retries: 5
+```
+
+A launcher is ``local`` (a process on this machine), a ``{slurm: {...}}`` block (experimaestro's
+``SlurmLauncher`` with these options) or any other string: an experimaestro requirement
+resolved by the ``find_launcher`` function of ``launchers.py``. A stage's ``slurm`` block is
+merged over the default's when both are SLURM blocks. The strict hook checks the keys and
+types of these classes; :meth:`SlurmSection.errors` checks the values.
+(No ``from __future__ import annotations``: experimaestro validates with the field types.)
+"""
+
+import re
+from typing import Any
+
+import attrs
+from experimaestro.experiments import configuration
+
+#: The stages that can have their own launcher (``evaluation`` covers every evaluation job).
+STAGES = ("pretrain", "kl", "dpo", "evaluation", "report")
+
+#: SLURM's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+_TIME = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d+(:\d{1,2}){0,2}")
+#: SLURM's --mem: megabytes, or a size with a unit.
+_MEMORY = re.compile(r"\d+[KMGT]?")
+
+
+def _slurm_value(value: int | str, pattern: re.Pattern[str]) -> bool:
+    """A positive number, or a string of the form ``pattern``."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value > 0
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+@configuration()
+class SlurmSection:
+    """Options of experimaestro's ``SlurmLauncher`` (each one a ``#SBATCH --<option>`` line,
+    unset ones left to the cluster's defaults)."""
+
+    partition: str | None = None
+    time: int | str | None = None
+    """Time limit: minutes (``90``) or SLURM's ``[D-]H:M:S`` forms (``"1:30:00"``)"""
+    nodes: int | None = None
+    """Only 1: a job is one process on one node"""
+    cpus_per_task: int | None = None
+    mem: int | str | None = None
+    """Memory of the node: megabytes, or with a unit (``"16G"``)"""
+    gpus_per_node: int | None = None
+    qos: str | None = None
+    account: str | None = None
+    constraint: str | None = None
+    interval: float | None = None
+    """Seconds between two polls of ``sacct`` by the experiment (experimaestro's default: 60;
+    a finished job is noticed up to this long after its end)"""
+    binpath: str | None = None
+    """Folder of sbatch, sacct, squeue, scancel and srun (default: /usr/bin)"""
+
+    def merged(self, override: "SlurmSection") -> "SlurmSection":
+        """These options, with those set in ``override`` replacing them."""
+        given = {key: value for key, value in attrs.asdict(override).items() if value is not None}
+        return attrs.evolve(self, **given)
+
+    def errors(self, where: str) -> list[str]:
+        """Values that SLURM or xpm-train do not accept, one message each."""
+        errors = []
+        if self.time is not None and not _slurm_value(self.time, _TIME):
+            errors.append(
+                f"{where}.time: {self.time!r} is not a SLURM time limit (minutes, or "
+                "'H:M:S', 'D-H:M:S', ...)"
+            )
+        if self.mem is not None and not _slurm_value(self.mem, _MEMORY):
+            errors.append(
+                f"{where}.mem: {self.mem!r} is not a SLURM memory size (megabytes, or a "
+                "number with K, M, G or T)"
+            )
+        if self.nodes is not None and self.nodes != 1:
+            errors.append(
+                f"{where}.nodes: {self.nodes} is not supported: an xpm-train job is one process "
+                "on one node (experimaestro would start it once per node); use nodes: 1"
+            )
+        for key in ("cpus_per_task", "gpus_per_node"):
+            value = getattr(self, key)
+            if value is not None and value < (1 if key == "cpus_per_task" else 0):
+                errors.append(f"{where}.{key}: {value} is not a valid count")
+        if self.interval is not None and self.interval <= 0:
+            errors.append(f"{where}.interval: {self.interval} must be > 0 seconds")
+        return errors
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of experimaestro's ``SlurmOptions``."""
+        names = ("partition", "time", "nodes", "cpus_per_task", "mem", "gpus_per_node")
+        names += ("qos", "account", "constraint")
+        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        for name in ("time", "cpus_per_task", "mem"):  # SlurmOptions types them as strings
+            if name in options:
+                options[name] = str(options[name])
+        return options
+
+
+@configuration()
+class LauncherBlock:
+    """A launcher given as a mapping: ``{slurm: {<options>}}``."""
+
+    slurm: SlurmSection = attrs.field(factory=SlurmSection)
+
+
+#: What a stage's launcher can be: ``local``, a requirement string, a ``{slurm: ...}`` block;
+#: None (the stages' default): the ``default`` launcher.
+LauncherChoice = str | LauncherBlock | None
+
+
+@configuration()
+class LauncherSection:
+    """Where each stage's jobs run (see the module's documentation)."""
+
+    default: str | LauncherBlock = "local"
+    pretrain: LauncherChoice = None
+    kl: LauncherChoice = None
+    dpo: LauncherChoice = None
+    evaluation: LauncherChoice = None
+    report: LauncherChoice = None
+    max_retries: int | None = None
+    """How many times experimaestro resubmits a training job that stopped at its time limit
+    (experimaestro's default: 3)"""
+
+    def choice(self, stage: str) -> tuple[str, str | LauncherBlock]:
+        """``(where, launcher)`` of ``stage``: its own, merged over the default's SLURM
+        options, or the default."""
+        own = getattr(self, stage)
+        if own is None:
+            return "launcher.default", self.default
+        if isinstance(own, LauncherBlock) and isinstance(self.default, LauncherBlock):
+            return f"launcher.{stage}", LauncherBlock(slurm=self.default.slurm.merged(own.slurm))
+        return f"launcher.{stage}", own

@@ -1,0 +1,1 @@
+"""A terminal view of the xpm-train jobs of an experimaestro workdir and their curves."""

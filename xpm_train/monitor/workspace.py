@@ -1,0 +1,163 @@
+"""The xpm-train jobs of an experimaestro workdir, as the monitor shows them.
+
+Experiments, job states and live progress come from experimaestro's own
+``WorkspaceStateProvider`` (what ``experimaestro experiments monitor`` reads), so running jobs
+of an experiment driven by another process are seen too. Curves come from each job's
+``metrics.jsonl``, read again only when the file changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Task ids of this package start with this.
+TASK_PREFIX = "xpm_train."
+#: The short stage name of a task (its id's last part), where it differs.
+STAGE_NAMES = {"klstage": "kl"}
+
+
+def stage_of(task_id: str) -> str:
+    name = task_id.rsplit(".", 1)[-1]
+    return STAGE_NAMES.get(name, name)
+
+
+@dataclass
+class JobEntry:
+    """One job of an experiment's current run."""
+
+    experiment: str
+    task_id: str
+    job_id: str
+    folder: Path
+    state: str
+    """experimaestro's state name: ``done``, ``running``, ``error``, ``waiting``..."""
+    progress: float | None = None
+    description: str = ""
+
+    @property
+    def stage(self) -> str:
+        return stage_of(self.task_id)
+
+    @property
+    def key(self) -> str:
+        return f"{self.task_id}/{self.job_id}"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+
+@dataclass
+class ExperimentEntry:
+    experiment: str
+    host: str
+    status: str
+    jobs: list[JobEntry] = field(default_factory=list)
+
+
+def last_progress(folder: Path) -> tuple[float | None, str]:
+    """The last progress event archived in a finished job's folder."""
+    progress, desc = None, ""
+    for path in sorted((Path(folder) / ".experimaestro" / "events").glob("event-*.jsonl")):
+        for line in path.read_text().splitlines():
+            if '"JobProgressEvent"' not in line:
+                continue
+            event = json.loads(line)
+            if event.get("level", 0) == 0:
+                progress, desc = event.get("progress"), event.get("desc") or ""
+    return progress, desc
+
+
+def _entry(experiment: str, job: Any) -> JobEntry:
+    state = getattr(job.state, "name", str(job.state)).lower()
+    entry = JobEntry(experiment, job.task_id, job.identifier, Path(job.path), state)
+    levels = [level for level in (job.progress or []) if level.level == 0]
+    if levels:
+        entry.progress, entry.description = levels[-1].progress, levels[-1].desc or ""
+    elif state in ("done", "error"):
+        entry.progress, entry.description = last_progress(entry.folder)
+    return entry
+
+
+class Workspace:
+    """An experimaestro workdir, read through experimaestro's state provider."""
+
+    def __init__(self, workdir: Path):
+        from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
+
+        self.workdir = Path(workdir).resolve()
+        if not (self.workdir / "experiments").is_dir() and not (self.workdir / "jobs").is_dir():
+            raise FileNotFoundError(f"{self.workdir} is not an experimaestro workdir")
+        self.provider = WorkspaceStateProvider.get_instance(self.workdir)
+
+    def experiments(self, only: str | None = None, refresh: bool = False) -> list[ExperimentEntry]:
+        """Each experiment (or only the one named ``only``) with its xpm-train jobs."""
+        entries = []
+        for experiment in self.provider.get_experiments(refresh=refresh):
+            name = experiment.experiment_id
+            if only is not None and name != only:
+                continue
+            status = getattr(experiment.status, "value", str(experiment.status))
+            entry = ExperimentEntry(name, experiment.hostname or "", str(status).lower())
+            jobs = self.provider.get_jobs(name, refresh=refresh)
+            entry.jobs = [_entry(name, j) for j in jobs if j.task_id.startswith(TASK_PREFIX)]
+            entries.append(entry)
+        return sorted(entries, key=lambda e: e.experiment)
+
+
+def complete_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics file that a running job may be appending to: a last line
+    not yet complete is left for the next read."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class MetricsCache:
+    """The records of ``metrics.jsonl`` files, re-read when a file's size or time changed."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
+
+    def records(self, path: Path) -> tuple[list[dict[str, Any]], bool]:
+        """The records of ``path`` and whether they changed since the last call."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            changed = path in self._cache
+            self._cache.pop(path, None)
+            return [], changed
+        signature = (stat.st_size, stat.st_mtime_ns)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1], False
+        records = complete_records(path)
+        self._cache[path] = (signature, records)
+        return records, True
+
+
+def job_details(job: JobEntry) -> str:
+    """A few lines about a job that has no curves (evaluations, reports) or about its files."""
+    lines = [f"{job.task_id}/{job.job_id[:8]}  {job.state}", f"folder: {job.folder}"]
+    evaluation = job.folder / "metrics.json"
+    if evaluation.exists():
+        record = json.loads(evaluation.read_text())
+        lines.append(f"checkpoint step {record.get('step')}:")
+        for name, metrics in record.get("datasets", {}).items():
+            values = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            lines.append(f"  {name}: {values}")
+    report = job.folder / "report.md"
+    if report.exists():
+        lines.append(f"report: {report}")
+    result = job.folder / "result.json"
+    if result.exists():
+        checkpoint = json.loads(result.read_text()).get("checkpoint")
+        lines.append(f"final checkpoint: {checkpoint}")
+    return "\n".join(lines)
