@@ -41,6 +41,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import MODELS, BenchModel, bare_jax_run, model_flops_per_token  # noqa: E402
+from machine_load import others_share, snapshot, wait_for_quiet  # noqa: E402
 from torch_gpt import GPTConfig, TorchTrainer, load_jax_params  # noqa: E402
 
 from xpm_train.data.loader import Prefetcher  # noqa: E402
@@ -145,6 +146,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--impls", default="xpm_train,bare_jax,torch")
     parser.add_argument("--plain", action="store_true", help="also bare_jax without fast ops")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=60.0,
+        help="before each run, wait up to this many seconds for other processes to use less "
+        "than 10%% of the CPUs (0: do not wait)",
+    )
     args = parser.parse_args()
     bench = MODELS[args.model]
     args.steps = args.steps or bench.steps
@@ -162,12 +170,15 @@ def main() -> None:
         flush=True,
     )
     runs: dict[str, list[dict]] = {name: [] for name in impls}
-    loads = []
+    loads, shares = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             order = impls if repeat % 2 == 0 else impls[::-1]
             for name in order:
+                if args.quiet > 0:
+                    wait_for_quiet(0.1, args.quiet)
                 loads.append(os.getloadavg()[0])
+                before = snapshot()
                 if name == "xpm_train":
                     result = xpm_train_run(bench, args, Path(tmp) / f"run{repeat}")
                 elif name == "torch":
@@ -175,10 +186,12 @@ def main() -> None:
                 else:
                     with fast_ops.use_fast_ops(name == "bare_jax"):
                         result = bare_jax_run(bench, args.warmup, args.steps)
+                shares.append(others_share(before, snapshot()))
                 runs[name].append(result)
                 print(
                     f"run {repeat + 1} {name:<10} {result['tokens_per_s']:>10.0f} tok/s  "
-                    f"loss {result['loss']:.4f}  load {loads[-1]:.1f}",
+                    f"loss {result['loss']:.4f}  load avg {loads[-1]:.1f}, "
+                    f"other processes {100 * shares[-1]:.0f}% of the CPUs",
                     flush=True,
                 )
     median = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in runs.items()}
@@ -224,6 +237,7 @@ def main() -> None:
         steps=args.steps,
         repeats=args.repeats,
         load_avg=[round(min(loads), 2), round(max(loads), 2)],
+        others_cpu_share=[round(min(shares), 3), round(max(shares), 3)],
         runtime=SETTINGS.describe(),
         versions={
             "jax": jax.__version__,

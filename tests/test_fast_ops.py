@@ -54,7 +54,7 @@ def test_gelu_and_its_derivative():
     np.testing.assert_allclose(slope, expected, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("seq_len", [1, 16, 33])
+@pytest.mark.parametrize("seq_len", [1, 16, 33, 128, 130])
 def test_causal_attention_matches_dot_product_attention(seq_len):
     q, k, v = (_random((2, seq_len, 4, 8), seed) for seed in range(3))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -18,25 +17,14 @@ from .conftest import reset_scheduler
 from .helpers import run_paths, tiny_settings, tiny_stage
 from .test_pretrain_task import tiny_pretrain
 
-SWITCHES = (
-    "XPM_TRAIN_RUNTIME",
-    "XPM_TRAIN_MALLOC",
-    "XPM_TRAIN_XLA_FLAGS",
-    "XPM_TRAIN_JAX_CACHE",
-    "JAX_COMPILATION_CACHE_DIR",
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "GLIBC_TUNABLES",
-)
+SWITCHES = ("XPM_TRAIN_RUNTIME", "XPM_TRAIN_JAX_CACHE", "JAX_COMPILATION_CACHE_DIR")
 
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    """No switch set; the backend counts as not started; XLA_FLAGS restored afterwards."""
+    """None of the switches set."""
     for name in SWITCHES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XLA_FLAGS", "")
-    monkeypatch.setattr(runtime, "_backend_started", lambda: False)
     return monkeypatch
 
 
@@ -57,41 +45,27 @@ def restore_cache():
     compilation_cache.reset_cache()
 
 
-def test_defaults_apply_every_setting(clean_env, restore_cache, tmp_path):
+def test_the_cache_goes_to_the_workdir(clean_env, restore_cache, tmp_path):
     settings = runtime.configure(tmp_path)
-    text = settings.describe()
-    assert "malloc mmap threshold 32 MiB" in text
-    assert "--xla_cpu_experimental_ynn_fusion_type=" in os.environ["XLA_FLAGS"]
     assert settings.cache_dir == tmp_path.absolute() / ".jax_cache"
     assert jax.config.jax_compilation_cache_dir == str(settings.cache_dir)
+    assert "fast ops" in settings.applied
 
 
-def test_each_setting_can_be_turned_off(clean_env, restore_cache, tmp_path):
-    clean_env.setenv("XPM_TRAIN_MALLOC", "0")
-    clean_env.setenv("XPM_TRAIN_XLA_FLAGS", "0")
+def test_the_cache_can_be_turned_off_or_moved(clean_env, restore_cache, tmp_path):
     clean_env.setenv("XPM_TRAIN_JAX_CACHE", "0")
-    settings = runtime.configure(tmp_path)
-    assert settings.applied == [] and len(settings.skipped) == 3
-    assert os.environ["XLA_FLAGS"] == ""
-    clean_env.setenv("XPM_TRAIN_RUNTIME", "0")
-    assert runtime.configure(tmp_path).skipped == ["all (XPM_TRAIN_RUNTIME=0)"]
-
-
-def test_what_the_user_set_wins(clean_env, restore_cache, tmp_path):
-    clean_env.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
-    clean_env.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    assert runtime.configure(tmp_path).cache_dir is None
     clean_env.setenv("XPM_TRAIN_JAX_CACHE", str(tmp_path / "elsewhere"))
-    settings = runtime.configure(tmp_path)
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=dot"
-    assert any("MALLOC_TRIM_THRESHOLD_" in s for s in settings.skipped)
-    assert settings.cache_dir == tmp_path / "elsewhere"
+    assert runtime.configure(tmp_path).cache_dir == tmp_path / "elsewhere"
+    clean_env.setenv("XPM_TRAIN_RUNTIME", "0")
+    assert runtime.configure(tmp_path).cache_dir is None
 
 
-def test_flags_are_not_added_once_the_backend_runs(clean_env, restore_cache, tmp_path):
-    clean_env.setattr(runtime, "_backend_started", lambda: True)
+def test_a_cache_folder_set_by_the_user_wins(clean_env, restore_cache, tmp_path):
+    clean_env.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
     settings = runtime.configure(tmp_path)
-    assert os.environ["XLA_FLAGS"] == ""
-    assert any("already started" in s for s in settings.skipped)
+    assert settings.cache_dir == tmp_path / "mine"
+    assert any("JAX_COMPILATION_CACHE_DIR" in s for s in settings.skipped)
 
 
 def test_workdir_of_a_job_folder(tmp_path):

@@ -102,70 +102,86 @@ def _gelu_mlp_bwd(
 gelu_mlp.defvjp(_gelu_mlp_fwd, _gelu_mlp_bwd)
 
 
-def _row_sum(x: jax.Array) -> jax.Array:
-    """Sum over the last axis (kept), as a matrix-vector product (see :func:`_row_mean`)."""
-    ones = jnp.ones((x.shape[-1], 1), x.dtype)
-    return jax.lax.dot_general(x, ones, (((x.ndim - 1,), (0,)), ((), ())))
+#: Sequences at least this long are split into two query blocks, the first of which skips the
+#: (masked) second half of the keys: a quarter of the attention matmuls.
+CAUSAL_SPLIT_LEN = 128
 
 
-def _causal_probs(q: jax.Array, k: jax.Array) -> jax.Array:
-    """Softmax attention weights (batch, heads, query, key) in float32, as
-    ``jax.nn.dot_product_attention(..., is_causal=True)`` computes them."""
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    logits = jnp.einsum("bthd,bshd->bhts", q, k) * jnp.asarray(scale, q.dtype)
-    seq_len = q.shape[1]
-    mask = jnp.tril(jnp.ones((seq_len, seq_len), dtype=bool))
+def _query_blocks(seq_len: int) -> list[tuple[int, int]]:
+    """(start, end) of each query block; block ``i`` attends to keys ``[0, end)``."""
+    if seq_len < CAUSAL_SPLIT_LEN or seq_len % 2:
+        return [(0, seq_len)]
+    half = seq_len // 2
+    return [(0, half), (half, seq_len)]
+
+
+def _block_probs(q: jax.Array, k: jax.Array, start: int) -> jax.Array:
+    """Causal softmax weights (batch, heads, query, key) in float32 of a query block starting
+    at ``start`` over its keys, as ``jax.nn.dot_product_attention`` computes them."""
+    scale = jnp.asarray(1.0 / math.sqrt(q.shape[-1]), q.dtype)
+    logits = jnp.einsum("bhtd,bhsd->bhts", q, k) * scale
+    mask = jnp.tril(jnp.ones((q.shape[2], k.shape[2]), dtype=bool), start)
     large_negative = jnp.asarray(-0.7 * jnp.finfo(logits.dtype).max, logits.dtype)
     logits = jnp.where(mask, logits, large_negative).astype(jnp.float32)
-    exp = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
-    return exp / _row_sum(exp)
+    exp = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    return exp / jnp.sum(exp, axis=-1, keepdims=True)
 
 
-@jax.custom_vjp
-def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Causal softmax attention of ``q, k, v`` shaped (batch, time, heads, head_dim)."""
-    return jnp.einsum("bhts,bshd->bthd", _causal_probs(q, k).astype(v.dtype), v)
+def _heads_first(x: jax.Array) -> jax.Array:
+    return x.transpose(0, 2, 1, 3)
 
 
 def _attention_fwd(
     q: jax.Array, k: jax.Array, v: jax.Array
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    probs = _causal_probs(q, k).astype(v.dtype)
-    out = jnp.einsum("bhts,bshd->bthd", probs, v)
-    return out, (q, k, v, probs, out)
+    qh, kh, vh = _heads_first(q), _heads_first(k), _heads_first(v)
+    outs, probs = [], []
+    for start, end in _query_blocks(q.shape[1]):
+        p = _block_probs(qh[:, :, start:end], kh[:, :, :end], start).astype(v.dtype)
+        outs.append(jnp.einsum("bhts,bhsd->bhtd", p, vh[:, :, :end]))
+        probs.append(p)
+    out = jnp.concatenate(outs, axis=2) if len(outs) > 1 else outs[0]
+    return _heads_first(out), (qh, kh, vh, tuple(probs), out)
+
+
+@jax.custom_vjp
+def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """Causal softmax attention of ``q, k, v`` shaped (batch, time, heads, head_dim)."""
+    return _attention_fwd(q, k, v)[0]
 
 
 def _attention_bwd(
     residuals: tuple[jax.Array, ...], g: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    q, k, v, probs, out = residuals
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    dv = jnp.einsum("bhts,bthd->bshd", probs, g)
-    dprobs = jnp.einsum("bthd,bshd->bhts", g, v).astype(jnp.float32)
-    # sum_s p_ts dp_ts = sum_d g_td out_td (FlashAttention's delta), per (batch, time, head)
-    delta = _row_sum((g * out).astype(jnp.float32))[..., 0].transpose(0, 2, 1)[..., None]
-    dlogits = (probs.astype(jnp.float32) * (dprobs - delta) * scale).astype(q.dtype)
-    dq = jnp.einsum("bhts,bshd->bthd", dlogits, k)
-    dk = jnp.einsum("bhts,bthd->bshd", dlogits, q)
-    return dq, dk, dv
+    qh, kh, vh, probs, out = residuals
+    scale = 1.0 / math.sqrt(qh.shape[-1])
+    gh = _heads_first(g)
+    # sum_s p_ts dp_ts = sum_d g_td out_td (FlashAttention's delta), per (batch, head, query)
+    delta = jnp.sum((gh * out).astype(jnp.float32), axis=-1, keepdims=True)
+    dq, dk, dv = [], None, None
+    # The last block sees every key: its contributions start dk and dv, the others add to them.
+    for (start, end), p in reversed(list(zip(_query_blocks(qh.shape[2]), probs, strict=True))):
+        g_block = gh[:, :, start:end]
+        dp = jnp.einsum("bhtd,bhsd->bhts", g_block, vh[:, :, :end]).astype(jnp.float32)
+        ds = (p.astype(jnp.float32) * (dp - delta[:, :, start:end]) * scale).astype(qh.dtype)
+        dq.insert(0, jnp.einsum("bhts,bhsd->bhtd", ds, kh[:, :, :end]))
+        dk_block = jnp.einsum("bhts,bhtd->bhsd", ds, qh[:, :, start:end])
+        dv_block = jnp.einsum("bhts,bhtd->bhsd", p, g_block)
+        dk = dk_block if dk is None else dk.at[:, :, :end].add(dk_block)
+        dv = dv_block if dv is None else dv.at[:, :, :end].add(dv_block)
+    dq = jnp.concatenate(dq, axis=2) if len(dq) > 1 else dq[0]
+    return _heads_first(dq), _heads_first(dk), _heads_first(dv)
 
 
 causal_attention.defvjp(_attention_fwd, _attention_bwd)
-
-
-def _row_mean(x: jax.Array) -> jax.Array:
-    """Mean over the last axis (kept), as a matrix-vector product: XLA:CPU splits a plain
-    reduction over more than 32 elements into a slow reduce-window loop."""
-    weights = jnp.full((x.shape[-1], 1), 1.0 / x.shape[-1], x.dtype)
-    return jax.lax.dot_general(x, weights, (((x.ndim - 1,), (0,)), ((), ())))
 
 
 def _layer_norm_stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
     """Mean and reciprocal standard deviation over the last axis, in float32, with flax's
     fast variance (E[x^2] - E[x]^2, clipped at 0)."""
     x = x.astype(jnp.float32)
-    mean = _row_mean(x)
-    var = jnp.maximum(0.0, _row_mean(x * x) - mean * mean)
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.maximum(0.0, jnp.mean(x * x, axis=-1, keepdims=True) - mean * mean)
     return mean, jax.lax.rsqrt(var + eps)
 
 
@@ -190,9 +206,13 @@ def _layer_norm_bwd(
     x, mean, rstd, scale = residuals
     xhat = (x.astype(jnp.float32) - mean) * rstd
     g = g.astype(jnp.float32)
-    dscale = _row_sum(_rows(g * xhat).T)[:, 0].astype(scale.dtype)
+    dscale = jnp.sum(_rows(g * xhat), axis=0).astype(scale.dtype)
     dxhat = g * scale.astype(jnp.float32)
-    dx = rstd * (dxhat - _row_mean(dxhat) - xhat * _row_mean(dxhat * xhat))
+    dx = rstd * (
+        dxhat
+        - jnp.mean(dxhat, axis=-1, keepdims=True)
+        - xhat * jnp.mean(dxhat * xhat, axis=-1, keepdims=True)
+    )
     return dx.astype(x.dtype), dscale
 
 

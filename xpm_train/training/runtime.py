@@ -1,47 +1,27 @@
-"""Process-level settings that make training fast, applied first thing in every job process.
+"""Process-level settings of a job, applied first thing in every job process.
 
-:func:`configure` is what a training or evaluation job calls before it uses JAX. Each setting
-can be turned off with an environment variable, and a value the user already set wins:
+:func:`configure_job` is what a training or evaluation job calls before it uses JAX:
 
-``XPM_TRAIN_RUNTIME=0``
-    apply none of the settings below.
-``XPM_TRAIN_MALLOC=0``
-    leave glibc's allocator alone. Otherwise ``mallopt`` raises the mmap threshold to its
-    maximum (32 MiB) and the trim threshold to 1 GiB, so that the buffers XLA frees and
-    allocates again at every step are reused from the heap instead of being unmapped and
-    page-faulted in again. Skipped if ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``
-    or a ``glibc.malloc`` tunable is set.
-``XPM_TRAIN_XLA_FLAGS=0``
-    add nothing to ``XLA_FLAGS``. Otherwise :data:`XLA_CPU_FLAGS` are appended, each unless
-    ``XLA_FLAGS`` already names it. They only take effect if JAX's backend has not started.
-``XPM_TRAIN_JAX_CACHE=0`` (or a folder)
-    no persistent compilation cache (or this folder). By default compiled programs are kept
-    in ``<workdir>/.jax_cache``, so a resumed or repeated job does not compile again. A
-    ``JAX_COMPILATION_CACHE_DIR`` set by the user wins.
-``XPM_TRAIN_FAST_OPS=0``
-    trace the model without its custom-VJP ops (:mod:`xpm_train.models.fast_ops`).
+- the persistent compilation cache: compiled programs are kept in ``<workdir>/.jax_cache`` (the
+  workdir of the experimaestro job), so a resumed or repeated job, or another job with the same
+  model and batch shapes, loads its programs instead of compiling them again. Turn it off with
+  ``XPM_TRAIN_JAX_CACHE=0`` or move it with ``XPM_TRAIN_JAX_CACHE=<folder>``; a
+  ``JAX_COMPILATION_CACHE_DIR`` set by the user wins.
+- the model's custom-VJP ops (:mod:`xpm_train.models.fast_ops`) are used unless
+  ``XPM_TRAIN_FAST_OPS=0``; read when the training step is traced.
+
+``XPM_TRAIN_RUNTIME=0`` turns the cache off too. glibc malloc thresholds and
+``--xla_cpu_experimental_ynn_fusion_type=`` were measured too and are not applied: they help the
+plain model code but slow the fast ops down (docs/performance.md).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Flags added to XLA_FLAGS (name -> value) on the CPU backend.
-XLA_CPU_FLAGS: dict[str, str] = {
-    # YNNPACK fusions of dots and their neighbours are slower than XLA's own dot emitter and
-    # loop fusions on the models of this project.
-    "xla_cpu_experimental_ynn_fusion_type": "",
-}
-#: glibc's limit for M_MMAP_THRESHOLD on 64-bit systems (HEAP_MAX_SIZE / 2).
-MMAP_THRESHOLD = 32 * 1024 * 1024
-TRIM_THRESHOLD = 1024 * 1024 * 1024
 CACHE_FOLDER = ".jax_cache"
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _OFF = ("0", "false", "no", "off")
 
 
@@ -62,58 +42,6 @@ def _switch(name: str) -> str | None:
     """The value of an ``XPM_TRAIN_*`` switch; None when it is turned off."""
     value = os.environ.get(name, "1").strip()
     return None if value.lower() in _OFF else value
-
-
-def configure_malloc(settings: RuntimeSettings) -> None:
-    """Raise glibc's mmap and trim thresholds in this process (see the module docstring)."""
-    if _switch("XPM_TRAIN_MALLOC") is None:
-        settings.skipped.append("malloc (XPM_TRAIN_MALLOC=0)")
-        return
-    user = [k for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ]
-    if user or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
-        settings.skipped.append(f"malloc (set by the user: {', '.join(user) or 'GLIBC_TUNABLES'})")
-        return
-    if not sys.platform.startswith("linux"):
-        settings.skipped.append("malloc (not glibc)")
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        settings.skipped.append("malloc (no mallopt)")
-        return
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD):
-        settings.applied.append(
-            f"malloc mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim {TRIM_THRESHOLD >> 20} MiB"
-        )
-    else:
-        settings.skipped.append("malloc (mallopt refused)")
-
-
-def _backend_started() -> bool:
-    if "jax" not in sys.modules:
-        return False
-    from jax._src import xla_bridge
-
-    started = getattr(xla_bridge, "backends_are_initialized", None)
-    return bool(started()) if started else bool(getattr(xla_bridge, "_backends", None))
-
-
-def configure_xla_flags(settings: RuntimeSettings) -> None:
-    """Append :data:`XLA_CPU_FLAGS` to ``XLA_FLAGS`` (the user's flags win)."""
-    if _switch("XPM_TRAIN_XLA_FLAGS") is None:
-        settings.skipped.append("XLA flags (XPM_TRAIN_XLA_FLAGS=0)")
-        return
-    current = os.environ.get("XLA_FLAGS", "")
-    added = [f"--{n}={v}" for n, v in XLA_CPU_FLAGS.items() if f"--{n}" not in current]
-    if not added:
-        return
-    if _backend_started():
-        settings.skipped.append("XLA flags (JAX's backend had already started)")
-        return
-    os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
-    settings.applied.append("XLA_FLAGS " + " ".join(added))
 
 
 def configure_cache(settings: RuntimeSettings, workdir: Path | None) -> None:
@@ -159,13 +87,18 @@ def workdir_of(job_folder: Path) -> Path | None:
 
 def configure(workdir: Path | None = None) -> RuntimeSettings:
     """Apply the process-level settings (see the module docstring); call before using JAX."""
+    from xpm_train.models import fast_ops
+
     settings = RuntimeSettings()
     if _switch("XPM_TRAIN_RUNTIME") is None:
-        settings.skipped.append("all (XPM_TRAIN_RUNTIME=0)")
-        return settings
-    configure_malloc(settings)
-    configure_xla_flags(settings)
-    configure_cache(settings, workdir)
+        settings.skipped.append("compilation cache (XPM_TRAIN_RUNTIME=0)")
+    else:
+        configure_cache(settings, workdir)
+
+    if fast_ops.enabled():
+        settings.applied.append("fast ops")
+    else:
+        settings.skipped.append(f"fast ops ({fast_ops.ENV_VAR}=0 or not on CPU)")
     return settings
 
 
