@@ -51,6 +51,8 @@ from xpm_train.training.compiles import watch_compiles  # noqa: E402
 from xpm_train.training.loop import LoopSettings, RunPaths, train  # noqa: E402
 from xpm_train.training.metrics import read_metrics  # noqa: E402
 
+#: A run during which other processes used more than this share of the CPUs is run again.
+MAX_OTHERS = 0.15
 #: Dense peak throughput (FLOP/s) of known accelerators for the MFU, bf16.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
 
@@ -125,6 +127,15 @@ def torch_run(bench: BenchModel, args: argparse.Namespace) -> dict:
     return {"tokens_per_s": bench.batch * bench.block * args.steps / seconds, "loss": float(loss)}
 
 
+def one_run(name: str, bench: BenchModel, args: argparse.Namespace, folder: Path) -> dict:
+    if name == "xpm_train":
+        return xpm_train_run(bench, args, folder)
+    if name == "torch":
+        return torch_run(bench, args)
+    with fast_ops.use_fast_ops(name == "bare_jax"):  # plain_jax: the model without fast ops
+        return bare_jax_run(bench, args.warmup, args.steps)
+
+
 def cold_compile_seconds(bench: BenchModel) -> float:
     """The train step's compile time with the persistent cache turned off."""
     jax.config.update("jax_enable_compilation_cache", False)
@@ -153,6 +164,13 @@ def main() -> None:
         help="before each run, wait up to this many seconds for other processes to use less "
         "than 10%% of the CPUs (0: do not wait)",
     )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="run again (at most this many times) a run during which other processes used "
+        "more than 15%% of the CPUs",
+    )
     args = parser.parse_args()
     bench = MODELS[args.model]
     args.steps = args.steps or bench.steps
@@ -175,25 +193,24 @@ def main() -> None:
         for repeat in range(args.repeats):
             order = impls if repeat % 2 == 0 else impls[::-1]
             for name in order:
-                if args.quiet > 0:
-                    wait_for_quiet(0.1, args.quiet)
-                loads.append(os.getloadavg()[0])
-                before = snapshot()
-                if name == "xpm_train":
-                    result = xpm_train_run(bench, args, Path(tmp) / f"run{repeat}")
-                elif name == "torch":
-                    result = torch_run(bench, args)
-                else:
-                    with fast_ops.use_fast_ops(name == "bare_jax"):
-                        result = bare_jax_run(bench, args.warmup, args.steps)
-                shares.append(others_share(before, snapshot()))
+                for attempt in range(args.retries + 1):
+                    if args.quiet > 0:
+                        wait_for_quiet(0.1, args.quiet)
+                    loads.append(os.getloadavg()[0])
+                    before = snapshot()
+                    result = one_run(name, bench, args, Path(tmp) / f"run{repeat}-{attempt}")
+                    share = others_share(before, snapshot())
+                    print(
+                        f"run {repeat + 1} {name:<10} {result['tokens_per_s']:>10.0f} tok/s  "
+                        f"loss {result['loss']:.4f}  load avg {loads[-1]:.1f}, "
+                        f"other processes {100 * share:.0f}% of the CPUs",
+                        flush=True,
+                    )
+                    if share <= MAX_OTHERS:
+                        break
+                    print("  (other processes were busy: run again)", flush=True)
+                shares.append(share)
                 runs[name].append(result)
-                print(
-                    f"run {repeat + 1} {name:<10} {result['tokens_per_s']:>10.0f} tok/s  "
-                    f"loss {result['loss']:.4f}  load avg {loads[-1]:.1f}, "
-                    f"other processes {100 * shares[-1]:.0f}% of the CPUs",
-                    flush=True,
-                )
     median = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in runs.items()}
     summary = {"model": args.model, "tokens_per_s": {n: round(v, 1) for n, v in median.items()}}
     ratios = {}
