@@ -9,7 +9,8 @@ tied embeddings, exact GELU 4x MLP, causal attention, float32, vocab 65; AdamW l
 - ``bare_jax``: a hand-written ``jax.jit`` step of the same flax model and optax optimizer;
 - ``torch``: the model in PyTorch eager (``benchmarks/torch_gpt.py``), from the same weights.
 
-Runs alternate; each figure is the median of ``--repeats`` runs of ``--steps`` steps, warm-up
+Runs alternate, each in a fresh process (one implementation's threads or heap never slow the
+next one down); each figure is the median of ``--repeats`` runs of ``--steps`` steps, warm-up
 steps excluded. Also printed: the train step's compile time (cold, and loaded from the
 persistent cache in ``<workdir>/.jax_cache``), the fraction of step time spent waiting for
 data, and, on a GPU, the model FLOPs utilisation. The last line is one JSON object.
@@ -22,10 +23,12 @@ data, and, on a GPU, the model FLOPs utilisation. The last line is one JSON obje
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,12 +40,10 @@ SETTINGS = runtime.configure(Path(os.environ.get("XPM_BENCH_WORKDIR", "runs/benc
 
 import jax  # noqa: E402  (after the runtime settings, as in a job)
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import MODELS, BenchModel, bare_jax_run, model_flops_per_token  # noqa: E402
 from machine_load import others_share, snapshot, wait_for_quiet  # noqa: E402
-from torch_gpt import GPTConfig, TorchTrainer, load_jax_params  # noqa: E402
 
 from xpm_train.data.loader import Prefetcher  # noqa: E402
 from xpm_train.models import fast_ops  # noqa: E402
@@ -111,6 +112,9 @@ def xpm_train_run(bench: BenchModel, args: argparse.Namespace, folder: Path) -> 
 
 
 def torch_run(bench: BenchModel, args: argparse.Namespace) -> dict:
+    import torch  # only in the process of a torch run
+    from torch_gpt import GPTConfig, TorchTrainer, load_jax_params
+
     config = GPTConfig(bench.vocab, bench.block, bench.layers, bench.heads, bench.width, 1e-5)
     trainer = TorchTrainer(config, bench.lr, (0.9, 0.99), 0.1)
     load_jax_params(trainer.model, bench.initial_params())
@@ -136,17 +140,21 @@ def one_run(name: str, bench: BenchModel, args: argparse.Namespace, folder: Path
         return bare_jax_run(bench, args.warmup, args.steps)
 
 
-def cold_compile_seconds(bench: BenchModel) -> float:
-    """The train step's compile time with the persistent cache turned off."""
-    jax.config.update("jax_enable_compilation_cache", False)
-    try:
-        folder = Path(tempfile.mkdtemp())
-        with watch_compiles() as compiles:
-            bench_args = argparse.Namespace(warmup=1, steps=1)
-            xpm_train_run(bench, bench_args, folder)
-        return compiles.seconds("train_step")
-    finally:
-        jax.config.update("jax_enable_compilation_cache", True)
+def in_fresh_process(name: str, args: argparse.Namespace, folder: Path, **env: str) -> dict:
+    """:func:`one_run` in a new Python process; its result is the child's last output line."""
+    command = [sys.executable, __file__, "--model", args.model, "--one", name]
+    command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--folder", str(folder)]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        sys.exit(f"the {name} run failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summary_runtime(runs: dict[str, list[dict]]) -> str:
+    """The runtime settings of the runs' processes (those of an xpm_train run if any)."""
+    return (runs.get("xpm_train") or next(iter(runs.values())))[0]["runtime"]
 
 
 def main() -> None:
@@ -164,6 +172,8 @@ def main() -> None:
         help="before each run, wait up to this many seconds for other processes to use less "
         "than 10%% of the CPUs (0: do not wait)",
     )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a single run, in a child process
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--retries",
         type=int,
@@ -177,10 +187,17 @@ def main() -> None:
     args.warmup = args.warmup or bench.warmup
     if args.steps % args.warmup:
         parser.error("--steps must be a multiple of --warmup (the loop's log interval)")
+    if args.one:
+        print(
+            json.dumps(
+                {**one_run(args.one, bench, args, args.folder), "runtime": SETTINGS.describe()}
+            )
+        )
+        return
+    runtime.export_job_environment()  # every run's process starts as a job's would
     impls = args.impls.split(",") + (["plain_jax"] if args.plain else [])
     if "torch" in impls and jax.default_backend() != "cpu":
         impls.remove("torch")  # the PyTorch reference is CPU-only here
-    print(SETTINGS.describe(), flush=True)
     print(
         f"model {args.model}: {bench.layers} layers, {bench.heads} heads, width {bench.width}, "
         f"block {bench.block}, batch {bench.batch}, {bench.num_params():,} parameters; "
@@ -198,7 +215,8 @@ def main() -> None:
                         wait_for_quiet(0.1, args.quiet)
                     loads.append(os.getloadavg()[0])
                     before = snapshot()
-                    result = one_run(name, bench, args, Path(tmp) / f"run{repeat}-{attempt}")
+                    folder = Path(tmp) / f"{name}{repeat}-{attempt}"
+                    result = in_fresh_process(name, args, folder)
                     share = others_share(before, snapshot())
                     print(
                         f"run {repeat + 1} {name:<10} {result['tokens_per_s']:>10.0f} tok/s  "
@@ -211,6 +229,7 @@ def main() -> None:
                     print("  (other processes were busy: run again)", flush=True)
                 shares.append(share)
                 runs[name].append(result)
+    print(f"job process settings: {summary_runtime(runs)}")
     median = {n: statistics.median(r["tokens_per_s"] for r in rs) for n, rs in runs.items()}
     summary = {"model": args.model, "tokens_per_s": {n: round(v, 1) for n, v in median.items()}}
     ratios = {}
@@ -228,7 +247,12 @@ def main() -> None:
         xr = runs["xpm_train"]
         hits = [r["compile_s"] for r in xr if r["cache_hits"] and not r["cache_misses"]]
         missed = [r["compile_s"] for r in xr if r["cache_misses"]]
-        cold = missed[0] if missed else cold_compile_seconds(bench)
+        if missed:
+            cold = missed[0]
+        else:  # every run loaded the step from the cache: one more run without it
+            cold = in_fresh_process(
+                "xpm_train", args, Path(tempfile.mkdtemp()), XPM_TRAIN_JAX_CACHE="0"
+            )["compile_s"]
         cached = statistics.median(hits) if hits else None
         wait = statistics.median(r["data_wait"] for r in xr)
         summary["compile_s"] = {"cold": round(cold, 2), "cached": cached and round(cached, 2)}
@@ -255,11 +279,11 @@ def main() -> None:
         repeats=args.repeats,
         load_avg=[round(min(loads), 2), round(max(loads), 2)],
         others_cpu_share=[round(min(shares), 3), round(max(shares), 3)],
-        runtime=SETTINGS.describe(),
+        runtime=summary_runtime(runs),
         versions={
             "jax": jax.__version__,
             "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
-            "torch": torch.__version__,
+            "torch": importlib.metadata.version("torch"),
             "python": platform.python_version(),
             "backend": jax.default_backend(),
             "cpu_count": os.cpu_count(),

@@ -17,7 +17,14 @@ from .conftest import reset_scheduler
 from .helpers import run_paths, tiny_settings, tiny_stage
 from .test_pretrain_task import tiny_pretrain
 
-SWITCHES = ("XPM_TRAIN_RUNTIME", "XPM_TRAIN_JAX_CACHE", "JAX_COMPILATION_CACHE_DIR")
+SWITCHES = (
+    "XPM_TRAIN_RUNTIME",
+    "XPM_TRAIN_JAX_CACHE",
+    "JAX_COMPILATION_CACHE_DIR",
+    "XPM_TRAIN_MALLOC",
+    runtime.EXPORTED_MARK,
+    *runtime.MALLOC_ENVIRONMENT,
+)
 
 
 @pytest.fixture
@@ -68,6 +75,35 @@ def test_a_cache_folder_set_by_the_user_wins(clean_env, restore_cache, tmp_path)
     assert any("JAX_COMPILATION_CACHE_DIR" in s for s in settings.skipped)
 
 
+def test_malloc_settings_reach_job_processes(clean_env):
+    """Submitting a task exports them (glibc reads them at start-up); in-process, mallopt."""
+    exported = runtime.export_job_environment()
+    assert exported["MALLOC_ARENA_MAX"] == "1"
+    assert exported["MALLOC_MMAP_THRESHOLD_"] == str(1 << 30)
+    settings = runtime.RuntimeSettings()
+    runtime.configure_malloc(settings)
+    assert settings.applied == ["malloc: one arena, thresholds 1 GiB (from the job environment)"]
+
+    for name in exported:
+        clean_env.delenv(name)
+    settings = runtime.RuntimeSettings()
+    runtime.configure_malloc(settings)
+    assert settings.applied == ["malloc thresholds 1 GiB (mallopt)"]
+
+
+def test_malloc_settings_of_the_user_win(clean_env):
+    clean_env.setenv("MALLOC_ARENA_MAX", "4")
+    assert runtime.export_job_environment() == {}
+    settings = runtime.RuntimeSettings()
+    runtime.configure_malloc(settings)
+    assert settings.skipped == ["malloc settings (MALLOC_ARENA_MAX set by the user)"]
+    clean_env.delenv("MALLOC_ARENA_MAX")
+    clean_env.setenv("XPM_TRAIN_MALLOC", "0")
+    assert runtime.export_job_environment() == {}
+    runtime.configure_malloc(settings := runtime.RuntimeSettings())
+    assert settings.skipped == ["malloc settings (XPM_TRAIN_MALLOC=0)"]
+
+
 def test_workdir_of_a_job_folder(tmp_path):
     job = tmp_path / "ws" / "jobs" / "xpm_train.tasks.pretrain.pretrain" / "abc123"
     assert runtime.workdir_of(job) == tmp_path / "ws"
@@ -113,6 +149,7 @@ def test_jobs_share_the_cache_of_their_workdir(tmp_path):
     folder = checkpoint.path.parent
     log = (folder / "pretrain.out").read_text()
     assert f"compilation cache {workdir.absolute() / '.jax_cache'}" in log
+    assert "malloc: one arena, thresholds 1 GiB (from the job environment)" in log
     entries = _step_entries(workdir / ".jax_cache")
     assert len(entries) == 1
 

@@ -9,6 +9,7 @@ from experimaestro import Config, Meta, Param, PathGenerator, Task, field
 
 from xpm_train.data.datasets import TextDataset
 from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
 from xpm_train.tasks.trainer import ConfigError
 
@@ -21,7 +22,7 @@ class HeldOutSplit(Config):
     seed: Param[int] = field(default=0)
 
 
-class Evaluate(Task):
+class Evaluate(JobEnvironment, Task):
     """Held-out loss and perplexity of a checkpoint on each dataset, and, for datasets of
     (prompt, answer) problems such as ``arithmetic``, the exact-match accuracy of greedy
     generation on held-out problems (``accuracy``) and on training ones (``train_accuracy``).

@@ -17,6 +17,7 @@ from xpm_train.models.config import ModelConfig
 from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
 from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
+from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
 from xpm_train.tracking.loggers import MetricsLogger
 
@@ -55,7 +56,7 @@ def check_errors(*checks: Callable[[], Any]) -> list[str]:
     return errors
 
 
-class TrainerTask(ResumableTask):
+class TrainerTask(JobEnvironment, ResumableTask):
     """Base of the training stages. Resumable: a job killed or timed out restarts from its
     latest checkpoint and ends with the parameters of an uninterrupted run."""
 

@@ -10,18 +10,41 @@
 - the model's custom-VJP ops (:mod:`xpm_train.models.fast_ops`) are used unless
   ``XPM_TRAIN_FAST_OPS=0``; read when the training step is traced.
 
-``XPM_TRAIN_RUNTIME=0`` turns the cache off too. glibc malloc thresholds and
-``--xla_cpu_experimental_ynn_fusion_type=`` were measured too and are not applied: they help the
-plain model code but slow the fast ops down (docs/performance.md).
+- glibc's malloc keeps freed memory: XLA:CPU allocates each step's temporary buffer (43 MB for
+  the ``mini`` benchmark model) with ``malloc`` from its own threads; glibc serves a block that
+  large with a fresh ``mmap`` (or a fresh per-thread heap) and unmaps it when it is freed, so
+  every step page-faults its whole working set again (12 000 faults a step on ``mini``, a quarter
+  of the step time). glibc reads its settings when a process starts, so
+  :func:`export_job_environment` (called when an xpm-train task is submitted) puts
+  :data:`MALLOC_ENVIRONMENT` in the environment that the job processes inherit: one malloc arena,
+  mmap and trim thresholds of 1 GiB. In a process started without them,
+  :func:`configure_malloc` raises the two thresholds with ``mallopt`` (the arena count can no
+  longer change). Turn both off with ``XPM_TRAIN_MALLOC=0``; any ``MALLOC_*`` variable set by
+  the user wins.
+
+``XPM_TRAIN_RUNTIME=0`` turns all of them off (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_FOLDER = ".jax_cache"
+#: glibc ``mallopt`` parameters and the value given to both (1 GiB; ``mallopt`` takes an int).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MALLOC_THRESHOLD = 1 << 30
+MALLOC_ENVIRONMENT = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(MALLOC_THRESHOLD),
+    "MALLOC_TRIM_THRESHOLD_": str(MALLOC_THRESHOLD),
+}
+#: Set in a job process started with :data:`MALLOC_ENVIRONMENT` by xpm-train.
+EXPORTED_MARK = "XPM_TRAIN_MALLOC_EXPORTED"
 _OFF = ("0", "false", "no", "off")
 
 
@@ -77,6 +100,49 @@ def configure_cache(settings: RuntimeSettings, workdir: Path | None) -> None:
     settings.applied.append(f"compilation cache {folder}")
 
 
+def _user_malloc_variables() -> list[str]:
+    if os.environ.get(EXPORTED_MARK):
+        return []
+    return sorted(name for name in os.environ if name.startswith("MALLOC_"))
+
+
+def export_job_environment() -> dict[str, str]:
+    """Put :data:`MALLOC_ENVIRONMENT` in ``os.environ``, for the job processes started from now
+    on (experimaestro's local launcher and ``sbatch`` pass the environment on); returns what
+    was set. Nothing when ``XPM_TRAIN_MALLOC=0``, ``XPM_TRAIN_RUNTIME=0`` or any ``MALLOC_*``
+    variable is set by the user."""
+    off = _switch("XPM_TRAIN_MALLOC") is None or _switch("XPM_TRAIN_RUNTIME") is None
+    if off or _user_malloc_variables() or sys.platform != "linux":
+        return {}
+    exported = {**MALLOC_ENVIRONMENT, EXPORTED_MARK: "1"}
+    os.environ.update(exported)
+    return exported
+
+
+def configure_malloc(settings: RuntimeSettings) -> None:
+    """Keep freed memory in glibc's heap (see the module docstring)."""
+    if _switch("XPM_TRAIN_MALLOC") is None:
+        settings.skipped.append("malloc settings (XPM_TRAIN_MALLOC=0)")
+        return
+    chosen = _user_malloc_variables()
+    if chosen:
+        settings.skipped.append(f"malloc settings ({', '.join(chosen)} set by the user)")
+        return
+    if os.environ.get(EXPORTED_MARK):
+        settings.applied.append("malloc: one arena, thresholds 1 GiB (from the job environment)")
+        return
+    libc_name = ctypes.util.find_library("c") if sys.platform == "linux" else None
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+        settings.skipped.append("malloc settings (not glibc)")
+        return
+    for parameter in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD):
+        if libc.mallopt(parameter, MALLOC_THRESHOLD) != 1:
+            settings.skipped.append(f"malloc settings (mallopt({parameter}) refused)")
+            return
+    settings.applied.append("malloc thresholds 1 GiB (mallopt)")
+
+
 def workdir_of(job_folder: Path) -> Path | None:
     """The experimaestro workdir of a job folder ``<workdir>/jobs/<task id>/<hash>``."""
     job_folder = Path(job_folder).absolute()
@@ -91,9 +157,10 @@ def configure(workdir: Path | None = None) -> RuntimeSettings:
 
     settings = RuntimeSettings()
     if _switch("XPM_TRAIN_RUNTIME") is None:
-        settings.skipped.append("compilation cache (XPM_TRAIN_RUNTIME=0)")
+        settings.skipped.append("compilation cache and malloc settings (XPM_TRAIN_RUNTIME=0)")
     else:
         configure_cache(settings, workdir)
+        configure_malloc(settings)
 
     if fast_ops.enabled():
         settings.applied.append("fast ops")
