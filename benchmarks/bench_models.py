@@ -133,11 +133,15 @@ def model_flops_per_token(bench: BenchModel) -> float:
     return 6 * n + 12 * bench.layers * bench.width * bench.block
 
 
-def bare_jax_run(bench: BenchModel, warmup: int, steps: int) -> dict[str, float]:
-    """A hand-written jitted step of the same flax model and optax optimizer."""
+BareStep = Callable[[Any, Any, jax.Array], tuple[Any, Any, jax.Array]]
+
+
+def bare_step(bench: BenchModel, total_steps: int) -> tuple[BareStep, Any, Any]:
+    """A hand-written jitted step ``(params, opt_state, tokens) -> (params, opt_state, loss)``
+    of the same flax model and optax optimizer, with its initial params and optimizer state."""
     graphdef, params = nnx.split(bench.make_model(), nnx.Param)
     params = nnx.to_pure_dict(params)
-    tx = bench.optimizer().build(bench.schedule().build(warmup + steps))
+    tx = bench.optimizer().build(bench.schedule().build(total_steps))
     opt_state = tx.init(params)
 
     def step(params: Any, opt_state: Any, tokens: jax.Array) -> tuple[Any, Any, jax.Array]:
@@ -149,7 +153,12 @@ def bare_jax_run(bench: BenchModel, warmup: int, steps: int) -> dict[str, float]
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    step = jax.jit(step, donate_argnums=(0, 1))
+    return jax.jit(step, donate_argnums=(0, 1)), params, opt_state
+
+
+def bare_jax_run(bench: BenchModel, warmup: int, steps: int) -> dict[str, float]:
+    """Tokens/s of :func:`bare_step` over ``steps`` steps after ``warmup`` ones."""
+    step, params, opt_state = bare_step(bench, warmup + steps)
     batches = [jnp.asarray(bench.tokens(i)) for i in range(warmup + steps)]
     for tokens in batches[:warmup]:
         params, opt_state, loss = step(params, opt_state, tokens)

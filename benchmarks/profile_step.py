@@ -1,9 +1,9 @@
 """Where a training step's time goes: XLA ops of the bare jitted step, aggregated per op.
 
-Profiles ``--steps`` steps of a ``benchmarks/train_speed.py`` model with ``jax.profiler`` (the
-job's runtime settings applied first) and prints the step time, the busy time of each XLA
-thread, the time per op kind (fusions without their number) and the slowest ops. Op names match
-the compiled HLO, written next to the trace with ``--hlo``::
+Profiles ``--steps`` steps of a ``benchmarks/train_speed.py`` model with ``jax.profiler``, in a
+process started with a job's environment and runtime settings, and prints the step time, the
+busy time of each XLA thread, the time per op kind (fusions without their number) and the
+slowest ops. Op names match the compiled HLO, written next to the trace with ``--hlo``::
 
     python benchmarks/profile_step.py --model mini [--steps 20] [--plain] [--hlo]
 """
@@ -12,24 +12,24 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from xpm_train.training import runtime
 
+if not os.environ.get(runtime.EXPORTED_MARK) and runtime.export_job_environment():
+    os.execv(sys.executable, [sys.executable, *sys.argv])  # glibc reads them at start-up
 SETTINGS = runtime.configure(None)
 
 import jax  # noqa: E402  (after the runtime settings, as in a job)
 import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_models import MODELS  # noqa: E402
+from bench_models import MODELS, bare_step  # noqa: E402
 
 from xpm_train.models import fast_ops  # noqa: E402
 
@@ -63,22 +63,7 @@ def main() -> None:
     bench = MODELS[args.model]
     print(SETTINGS.describe())
     with fast_ops.use_fast_ops(not args.plain):
-        graphdef, params = nnx.split(bench.make_model(), nnx.Param)
-        params = nnx.to_pure_dict(params)
-        tx = bench.optimizer().build(bench.schedule().build(10**6))
-        opt_state = tx.init(params)
-
-        def step(params: Any, opt_state: Any, tokens: jax.Array) -> tuple[Any, Any, jax.Array]:
-            def loss_fn(params: Any) -> jax.Array:
-                logits = nnx.merge(graphdef, params)(tokens[:, :-1])
-                labels = tokens[:, 1:]
-                return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-            loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
-
-        step = jax.jit(step, donate_argnums=(0, 1))
+        step, params, opt_state = bare_step(bench, 10**6)
         tokens = jnp.asarray(bench.tokens(0))
         folder = Path(tempfile.mkdtemp(prefix=f"profile-{args.model}-"))
         if args.hlo:

@@ -9,7 +9,6 @@
   ``JAX_COMPILATION_CACHE_DIR`` set by the user wins.
 - the model's custom-VJP ops (:mod:`xpm_train.models.fast_ops`) are used unless
   ``XPM_TRAIN_FAST_OPS=0``; read when the training step is traced.
-
 - glibc's malloc keeps freed memory: XLA:CPU allocates each step's temporary buffer (43 MB for
   the ``mini`` benchmark model) with ``malloc`` from its own threads; glibc serves a block that
   large with a fresh ``mmap`` (or a fresh per-thread heap) and unmaps it when it is freed, so
@@ -22,7 +21,7 @@
   longer change). Turn both off with ``XPM_TRAIN_MALLOC=0``; any ``MALLOC_*`` variable set by
   the user wins.
 
-``XPM_TRAIN_RUNTIME=0`` turns all of them off (docs/performance.md).
+``XPM_TRAIN_RUNTIME=0`` turns the cache and the malloc settings off (docs/performance.md).
 """
 
 from __future__ import annotations
