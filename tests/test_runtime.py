@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import jax
@@ -88,7 +92,47 @@ def test_malloc_settings_reach_job_processes(clean_env):
         clean_env.delenv(name)
     settings = runtime.RuntimeSettings()
     runtime.configure_malloc(settings)
-    assert settings.applied == ["malloc thresholds 1 GiB (mallopt)"]
+    assert settings.applied == ["malloc: one arena, thresholds 1 GiB (mallopt)"]
+
+
+ARENAS_AFTER_THREADS_ALLOCATE = textwrap.dedent(
+    """
+    import ctypes, tempfile, threading
+    from xpm_train.training import runtime
+    runtime.configure_malloc(runtime.RuntimeSettings())
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = libc.fopen.restype = ctypes.c_void_p
+    threads = [threading.Thread(target=libc.malloc, args=(1 << 20,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    path = tempfile.mktemp()
+    stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    print(open(path).read().count("<heap nr="))
+    """
+)
+
+
+def _arenas(**env: str) -> int:
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MALLOC_") and name not in SWITCHES
+    }
+    command = [sys.executable, "-c", ARENAS_AFTER_THREADS_ALLOCATE]
+    result = subprocess.run(command, env={**clean, **env}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+def test_mallopt_fallback_keeps_threads_on_one_arena():
+    """Without the job environment, threads that allocate after configure_malloc share glibc's
+    main arena (malloc_info lists one heap) instead of each getting their own."""
+    assert _arenas() == 1
+    assert _arenas(XPM_TRAIN_MALLOC="0") > 1
 
 
 def test_malloc_settings_of_the_user_win(clean_env):
