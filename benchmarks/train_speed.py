@@ -1,6 +1,6 @@
 """Training throughput of xpm-train against a bare jitted JAX step and PyTorch eager (nanoGPT).
 
-One process trains the same nanoGPT model (pre-LayerNorm without biases, learned positions,
+It trains the same nanoGPT model (pre-LayerNorm without biases, learned positions,
 tied embeddings, exact GELU 4x MLP, causal attention, float32, vocab 65; AdamW lr 1e-3, betas
 0.9/0.99, weight decay 0.1 on matrices, clip 1.0) on the same random token batches with:
 
@@ -52,6 +52,8 @@ from xpm_train.training.compiles import watch_compiles  # noqa: E402
 from xpm_train.training.loop import LoopSettings, RunPaths, train  # noqa: E402
 from xpm_train.training.metrics import read_metrics  # noqa: E402
 
+#: Before a run, wait for other processes to use less than this share of the CPUs.
+QUIET_SHARE = 0.1
 #: A run during which other processes used more than this share of the CPUs is run again.
 MAX_OTHERS = 0.15
 #: Dense peak throughput (FLOP/s) of known accelerators for the MFU, bf16.
@@ -170,7 +172,7 @@ def main() -> None:
         type=float,
         default=60.0,
         help="before each run, wait up to this many seconds for other processes to use less "
-        "than 10%% of the CPUs (0: do not wait)",
+        f"than {100 * QUIET_SHARE:.0f}%% of the CPUs (0: do not wait)",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a single run, in a child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -179,7 +181,7 @@ def main() -> None:
         type=int,
         default=2,
         help="run again (at most this many times) a run during which other processes used "
-        "more than 15%% of the CPUs",
+        f"more than {100 * MAX_OTHERS:.0f}%% of the CPUs",
     )
     args = parser.parse_args()
     bench = MODELS[args.model]
@@ -212,7 +214,7 @@ def main() -> None:
             for name in order:
                 for attempt in range(args.retries + 1):
                     if args.quiet > 0:
-                        wait_for_quiet(0.1, args.quiet)
+                        wait_for_quiet(QUIET_SHARE, args.quiet)
                     loads.append(os.getloadavg()[0])
                     before = snapshot()
                     folder = Path(tmp) / f"{name}{repeat}-{attempt}"

@@ -36,13 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CACHE_FOLDER = ".jax_cache"
-#: glibc ``mallopt`` parameters; both thresholds get 1 GiB (``mallopt`` takes an int).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+#: 1 GiB, for both thresholds (``mallopt`` takes an int).
 MALLOC_THRESHOLD = 1 << 30
 MALLOC_ENVIRONMENT = {
     "MALLOC_ARENA_MAX": "1",
     "MALLOC_MMAP_THRESHOLD_": str(MALLOC_THRESHOLD),
     "MALLOC_TRIM_THRESHOLD_": str(MALLOC_THRESHOLD),
+}
+#: The glibc ``mallopt`` parameter of each variable of :data:`MALLOC_ENVIRONMENT`.
+MALLOPT_PARAMETERS = {
+    "MALLOC_ARENA_MAX": -8,
+    "MALLOC_MMAP_THRESHOLD_": -3,
+    "MALLOC_TRIM_THRESHOLD_": -1,
 }
 #: Set in a job process started with :data:`MALLOC_ENVIRONMENT` by xpm-train.
 EXPORTED_MARK = "XPM_TRAIN_MALLOC_EXPORTED"
@@ -137,13 +142,9 @@ def configure_malloc(settings: RuntimeSettings) -> None:
     if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
         settings.skipped.append("malloc settings (not glibc)")
         return
-    for parameter, value in (
-        (M_ARENA_MAX, 1),
-        (M_MMAP_THRESHOLD, MALLOC_THRESHOLD),
-        (M_TRIM_THRESHOLD, MALLOC_THRESHOLD),
-    ):
-        if libc.mallopt(parameter, value) != 1:
-            settings.skipped.append(f"malloc settings (mallopt({parameter}) refused)")
+    for name, value in MALLOC_ENVIRONMENT.items():
+        if libc.mallopt(MALLOPT_PARAMETERS[name], int(value)) != 1:
+            settings.skipped.append(f"malloc settings (mallopt of {name} refused)")
             return
     settings.applied.append("malloc: one arena, thresholds 1 GiB (mallopt)")
 
