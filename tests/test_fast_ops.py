@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from xpm_train.models import fast_ops
+from xpm_train.models.transformer import Linear
 from xpm_train.objectives.language_model import NextTokenPrediction
 from xpm_train.registry import build
 from xpm_train.training.mesh import make_mesh
@@ -31,6 +32,23 @@ def _check_vjp(fast, plain, args: tuple, rtol: float = 1e-5) -> None:
     for e, g in zip(expected, got, strict=True):
         scale = max(float(jnp.max(jnp.abs(e))), 1e-2)  # some gradients are exactly 0
         np.testing.assert_allclose(g, e, rtol=rtol, atol=rtol * scale)
+
+
+def test_linear_matches_a_matmul():
+    x, w = _random((3, 16, 32), 0), _random((32, 48), 1, 0.1)
+    _check_vjp(fast_ops.linear, lambda x, w: x @ w, (x, w))
+
+
+def test_linear_module_takes_the_fast_path_only_without_bias():
+    x = _random((2, 8, 16), 0)
+    for use_bias in (False, True):
+        layer = Linear(16, 24, use_bias=use_bias, rngs=nnx.Rngs(0))
+        graphdef, params = nnx.split(layer, nnx.Param)
+        with fast_ops.use_fast_ops(False):
+            expected = nnx.merge(graphdef, params)(x)
+        np.testing.assert_allclose(nnx.merge(graphdef, params)(x), expected, rtol=1e-6)
+        jaxpr = str(jax.make_jaxpr(lambda p, g=graphdef: nnx.merge(g, p)(x))(params))
+        assert ("custom_vjp_call" in jaxpr) == (not use_bias)
 
 
 def test_gelu_mlp_matches_plain_mlp():

@@ -77,6 +77,28 @@ def _input_grad(g: jax.Array, w: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
+def linear(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x @ w`` without a bias. Autodiff of a 3-d ``x`` contracts two leading dimensions for
+    the weight gradient, and XLA:CPU then copies the gradient transposed first; this one's
+    weight gradient is :func:`_weight_grad` (``baby`` training step 2-4% faster)."""
+    return x @ w
+
+
+def _linear_fwd(x: jax.Array, w: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return x @ w, (x, w)
+
+
+def _linear_bwd(
+    residuals: tuple[jax.Array, jax.Array], g: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    x, w = residuals
+    return _input_grad(g, w).astype(x.dtype), _weight_grad(x, g, w.dtype)
+
+
+linear.defvjp(_linear_fwd, _linear_bwd)
+
+
+@jax.custom_vjp
 def gelu_mlp(x: jax.Array, w_up: jax.Array, w_down: jax.Array) -> jax.Array:
     """``gelu(x @ w_up) @ w_down`` without biases."""
     return gelu(x @ w_up) @ w_down

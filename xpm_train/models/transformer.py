@@ -31,6 +31,22 @@ class LayerNorm(nnx.LayerNorm):
         return super().__call__(x, mask=mask)
 
 
+class Linear(nnx.Linear):
+    """``nnx.Linear`` (same parameters), with a custom-VJP fast path when it has no bias."""
+
+    def __call__(self, x: jax.Array, out_sharding: object = None) -> jax.Array:
+        plain = (
+            self.bias is not None
+            or self.precision is not None
+            or self.preferred_element_type is not None
+            or out_sharding is not None
+        )
+        if fast_ops.enabled() and not plain:
+            dtype = self.dtype or jnp.result_type(x, self.kernel[...])
+            return fast_ops.linear(x.astype(dtype), self.kernel[...].astype(dtype))
+        return super().__call__(x, out_sharding=out_sharding)
+
+
 def _norm(config: TransformerConfig, dim: int, rngs: nnx.Rngs) -> nnx.Module:
     if config.norm == "rmsnorm":
         return nnx.RMSNorm(dim, epsilon=config.norm_eps, rngs=rngs, **_dtypes(config))
@@ -50,8 +66,8 @@ def _linear(
     axes: tuple[str | None, str | None],
     rngs: nnx.Rngs,
     std: float = 0.02,
-) -> nnx.Linear:
-    return nnx.Linear(
+) -> Linear:
+    return Linear(
         d_in,
         d_out,
         use_bias=config.use_bias,
