@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from xpm_train.training import runtime
 from xpm_train.training.checkpoint import CheckpointStore, restore_params
 from xpm_train.training.loop import NonFiniteLossError, train
 from xpm_train.training.mesh import make_mesh
@@ -63,7 +64,21 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     ]
 
 
-def test_nan_loss_fails_naming_the_step_and_keeps_checkpoints(tmp_path):
+def test_queueing_the_next_step_gives_the_same_run(tmp_path, monkeypatch):
+    records = {}
+    for queue in ("0", "1"):
+        monkeypatch.setenv(runtime.QUEUE_AHEAD_VAR, queue)
+        train(tiny_stage(), tiny_settings(), run_paths(tmp_path / queue))
+        records[queue] = [
+            {k: v for k, v in r.items() if k != "tokens_per_s"}
+            for r in read_metrics(tmp_path / queue / "metrics.jsonl")
+        ]
+    assert records["0"] == records["1"]
+
+
+@pytest.mark.parametrize("queue", ["0", "1"])
+def test_nan_loss_fails_naming_the_step_and_keeps_checkpoints(tmp_path, monkeypatch, queue):
+    monkeypatch.setenv(runtime.QUEUE_AHEAD_VAR, queue)
     stage = tiny_stage()
     make_batches = stage.data.train_batches
 

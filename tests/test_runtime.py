@@ -27,6 +27,7 @@ SWITCHES = (
     "JAX_COMPILATION_CACHE_DIR",
     "XPM_TRAIN_MALLOC",
     runtime.EXPORTED_MARK,
+    runtime.QUEUE_AHEAD_VAR,
     *runtime.MALLOC_ENVIRONMENT,
 )
 
@@ -146,6 +147,16 @@ def test_malloc_settings_of_the_user_win(clean_env):
     assert runtime.export_job_environment() == {}
     runtime.configure_malloc(settings := runtime.RuntimeSettings())
     assert settings.skipped == ["malloc settings (XPM_TRAIN_MALLOC=0)"]
+
+
+def test_cpu_runs_one_step_at_a_time_unless_told(clean_env):
+    assert jax.default_backend() == "cpu" and not runtime.queue_ahead()
+    assert "one step at a time" in runtime.configure(None).describe()
+    clean_env.setenv(runtime.QUEUE_AHEAD_VAR, "1")
+    assert runtime.queue_ahead()
+    assert "one step at a time" not in runtime.configure(None).describe()
+    clean_env.setenv(runtime.QUEUE_AHEAD_VAR, "0")
+    assert not runtime.queue_ahead()
 
 
 def test_workdir_of_a_job_folder(tmp_path):

@@ -16,6 +16,7 @@ from xpm_train.data.loader import Batch, Prefetcher
 from xpm_train.objectives.base import Objective
 from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
+from xpm_train.training import runtime
 from xpm_train.training.checkpoint import CheckpointStore
 from xpm_train.training.evaluation import mean_metrics
 from xpm_train.training.mesh import data_parallel_size, make_mesh, shard_batch
@@ -137,6 +138,7 @@ class _Trainer:
             donate_argnums=(0,),
         )
         self.eval_step = jax.jit(make_eval_step(self.definition, stage.objective))
+        self.queue_ahead = runtime.queue_ahead()
 
     def initial_state(self) -> tuple[Any, int, dict[str, float]]:
         latest = self.store.latest_step()
@@ -247,6 +249,9 @@ class _Trainer:
                         self.check_finite(*pending)
                     done, window_steps = step + 1, window_steps + 1
                     pending = (done, metrics)
+                    if not self.queue_ahead:
+                        self.check_finite(*pending)
+                        pending = None
                     if done % settings.log_interval == 0 or done == total:
                         last = self.check_finite(done, metrics)
                         elapsed = time.perf_counter() - window_start - paused
