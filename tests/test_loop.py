@@ -64,21 +64,31 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     ]
 
 
-def test_queueing_the_next_step_gives_the_same_run(tmp_path, monkeypatch):
+def test_queueing_the_next_step_gives_the_same_run(tmp_path, monkeypatch, capsys):
     records = {}
-    for queue in ("0", "1"):
-        monkeypatch.setenv(runtime.QUEUE_AHEAD_VAR, queue)
+    for queue in ("0", "1", "auto"):
+        if queue == "auto":
+            monkeypatch.delenv(runtime.QUEUE_AHEAD_VAR)
+            monkeypatch.setattr(runtime, "WAIT_FROM_SECONDS", 0.0)  # any step is long
+        else:
+            monkeypatch.setenv(runtime.QUEUE_AHEAD_VAR, queue)
+        capsys.readouterr()
         train(tiny_stage(), tiny_settings(), run_paths(tmp_path / queue))
+        decided = "s: one step at a time" in capsys.readouterr().out
+        assert decided == (queue == "auto")
         records[queue] = [
             {k: v for k, v in r.items() if k != "tokens_per_s"}
             for r in read_metrics(tmp_path / queue / "metrics.jsonl")
         ]
-    assert records["0"] == records["1"]
+    assert records["0"] == records["1"] == records["auto"]
 
 
-@pytest.mark.parametrize("queue", ["0", "1"])
+@pytest.mark.parametrize("queue", ["0", "1", None])
 def test_nan_loss_fails_naming_the_step_and_keeps_checkpoints(tmp_path, monkeypatch, queue):
-    monkeypatch.setenv(runtime.QUEUE_AHEAD_VAR, queue)
+    if queue is None:
+        monkeypatch.delenv(runtime.QUEUE_AHEAD_VAR, raising=False)
+    else:
+        monkeypatch.setenv(runtime.QUEUE_AHEAD_VAR, queue)
     stage = tiny_stage()
     make_batches = stage.data.train_batches
 

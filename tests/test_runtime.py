@@ -149,14 +149,15 @@ def test_malloc_settings_of_the_user_win(clean_env):
     assert settings.skipped == ["malloc settings (XPM_TRAIN_MALLOC=0)"]
 
 
-def test_cpu_runs_one_step_at_a_time_unless_told(clean_env):
-    assert jax.default_backend() == "cpu" and not runtime.queue_ahead()
-    assert "one step at a time" in runtime.configure(None).describe()
+def test_cpu_queues_steps_by_their_duration_unless_told(clean_env):
+    assert jax.default_backend() == "cpu" and runtime.queue_ahead() is None
+    assert "one step at a time if a step takes 0.25s+" in runtime.configure(None).describe()
     clean_env.setenv(runtime.QUEUE_AHEAD_VAR, "1")
-    assert runtime.queue_ahead()
+    assert runtime.queue_ahead() is True
     assert "one step at a time" not in runtime.configure(None).describe()
     clean_env.setenv(runtime.QUEUE_AHEAD_VAR, "0")
-    assert not runtime.queue_ahead()
+    assert runtime.queue_ahead() is False
+    assert runtime.configure(None).applied[-1] == "one step at a time"
 
 
 def test_workdir_of_a_job_folder(tmp_path):

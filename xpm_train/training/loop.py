@@ -236,6 +236,7 @@ class _Trainer:
                 depth=settings.prefetch,
             )
             pending: tuple[int, Any] | None = None
+            queue = self.queue_ahead
             window_start, window_steps, paused = time.perf_counter(), 0, 0.0
             try:
                 for step in range(start, total):
@@ -245,11 +246,17 @@ class _Trainer:
                         compile_s = time.perf_counter() - window_start
                         print(f"first step (compilation) took {compile_s:.1f}s", flush=True)
                         window_start, window_steps = time.perf_counter(), -1
+                    elif queue is None:  # the first timed step decides (runtime.queue_ahead)
+                        jax.block_until_ready(metrics)
+                        seconds = time.perf_counter() - window_start
+                        queue = seconds < runtime.WAIT_FROM_SECONDS
+                        mode = "queueing the next step" if queue else "one step at a time"
+                        print(f"a step takes {seconds:.2f}s: {mode}", flush=True)
                     if pending is not None:
                         self.check_finite(*pending)
                     done, window_steps = step + 1, window_steps + 1
                     pending = (done, metrics)
-                    if not self.queue_ahead:
+                    if not queue:
                         self.check_finite(*pending)
                         pending = None
                     if done % settings.log_interval == 0 or done == total:
