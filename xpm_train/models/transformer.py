@@ -42,8 +42,9 @@ class Linear(nnx.Linear):
             or out_sharding is not None
         )
         if fast_ops.enabled() and not plain:
-            dtype = self.dtype or jnp.result_type(x, self.kernel[...])
-            return fast_ops.linear(x.astype(dtype), self.kernel[...].astype(dtype))
+            kernel = self.kernel[...]
+            dtype = self.dtype or jnp.result_type(x, kernel)
+            return fast_ops.linear(x.astype(dtype), kernel.astype(dtype))
         return super().__call__(x, out_sharding=out_sharding)
 
 

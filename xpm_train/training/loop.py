@@ -255,12 +255,11 @@ class _Trainer:
                     if pending is not None:
                         self.check_finite(*pending)
                     done, window_steps = step + 1, window_steps + 1
-                    pending = (done, metrics)
+                    pending, values = (done, metrics), None
                     if not queue:
-                        self.check_finite(*pending)
-                        pending = None
+                        pending, values = None, self.check_finite(done, metrics)
                     if done % settings.log_interval == 0 or done == total:
-                        last = self.check_finite(done, metrics)
+                        last = values or self.check_finite(done, metrics)
                         elapsed = time.perf_counter() - window_start - paused
                         last["tokens_per_s"] = tokens_per_step * window_steps / max(elapsed, 1e-9)
                         eta = (total - done) * elapsed / max(window_steps, 1)
