@@ -22,6 +22,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from xpm_train.models import native
+
 ENV_VAR = "XPM_TRAIN_FAST_OPS"
 _enabled = [os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")]
 
@@ -172,9 +174,65 @@ def _attention_fwd(
     return _heads_first(out), (qh, kh, vh, tuple(probs), tuple(outs))
 
 
-@jax.custom_vjp
 def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Causal softmax attention of ``q, k, v`` shaped (batch, time, heads, head_dim)."""
+    """Causal softmax attention of ``q, k, v`` shaped (batch, time, heads, head_dim): the C++
+    kernel of :mod:`xpm_train.models.native` where it applies, else :func:`xla_attention`."""
+    if _native_applies(q, k, v):
+        return native_attention(q, k, v)
+    return xla_attention(q, k, v)
+
+
+def _native_applies(q: jax.Array, k: jax.Array, v: jax.Array) -> bool:
+    """float32 heads of a multiple of 16 features, on one device (the custom call is not
+    partitioned: on a mesh of several devices the JAX code runs)."""
+    return (
+        all(x.dtype == jnp.float32 and x.shape == q.shape for x in (q, k, v))
+        and q.ndim == 4
+        and q.shape[-1] % native.HEAD_DIM_MULTIPLE == 0
+        and jax.device_count() == 1
+        and native.kernel().available
+    )
+
+
+@jax.custom_vjp
+def native_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    return _native_fwd(q, k, v)[0]
+
+
+def _native_fwd(
+    q: jax.Array, k: jax.Array, v: jax.Array
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    batch, seq_len, heads, _ = q.shape
+    padded = -(-seq_len // native.HEAD_DIM_MULTIPLE) * native.HEAD_DIM_MULTIPLE
+    out, probs = jax.ffi.ffi_call(
+        native.FORWARD,
+        (
+            jax.ShapeDtypeStruct(q.shape, jnp.float32),
+            jax.ShapeDtypeStruct((batch, heads, seq_len, padded), jnp.float32),
+        ),
+        vmap_method="sequential",
+    )(q, k, v)
+    return out, (q, k, v, out, probs)
+
+
+def _native_bwd(
+    residuals: tuple[jax.Array, ...], g: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    q = residuals[0]
+    shape = jax.ShapeDtypeStruct(q.shape, jnp.float32)
+    return tuple(
+        jax.ffi.ffi_call(native.BACKWARD, (shape, shape, shape), vmap_method="sequential")(
+            *residuals, g.astype(jnp.float32)
+        )
+    )
+
+
+native_attention.defvjp(_native_fwd, _native_bwd)
+
+
+@jax.custom_vjp
+def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """:func:`causal_attention` in JAX, for any dtype and mesh."""
     return _attention_fwd(q, k, v)[0]
 
 
@@ -205,7 +263,7 @@ def _attention_bwd(
     return _heads_first(dq), _heads_first(dk), _heads_first(dv)
 
 
-causal_attention.defvjp(_attention_fwd, _attention_bwd)
+xla_attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 def _layer_norm_stats(x: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:

@@ -8,7 +8,9 @@
   ``XPM_TRAIN_JAX_CACHE=0`` or move it with ``XPM_TRAIN_JAX_CACHE=<folder>``; a
   ``JAX_COMPILATION_CACHE_DIR`` set by the user wins.
 - the model's custom-VJP ops (:mod:`xpm_train.models.fast_ops`) are used unless
-  ``XPM_TRAIN_FAST_OPS=0``; read when the training step is traced.
+  ``XPM_TRAIN_FAST_OPS=0``; read when the training step is traced. Their causal attention
+  runs a C++ kernel (:mod:`xpm_train.models.native`), built here with the machine's compiler
+  on first use and cached; ``XPM_TRAIN_NATIVE_ATTENTION=0`` keeps the JAX code.
 - glibc's malloc keeps freed memory: XLA:CPU allocates each step's temporary buffer (43 MB for
   the ``mini`` benchmark model) with ``malloc`` from its own threads; glibc serves a block that
   large with a fresh ``mmap`` (or a fresh per-thread heap) and unmaps it when it is freed, so
@@ -170,7 +172,7 @@ def workdir_of(job_folder: Path) -> Path | None:
 
 def configure(workdir: Path | None = None) -> RuntimeSettings:
     """Apply the process-level settings (see the module docstring); call before using JAX."""
-    from xpm_train.models import fast_ops
+    from xpm_train.models import fast_ops, native
 
     settings = RuntimeSettings()
     if _switch("XPM_TRAIN_RUNTIME") is None:
@@ -181,6 +183,8 @@ def configure(workdir: Path | None = None) -> RuntimeSettings:
 
     if fast_ops.enabled():
         settings.applied.append("fast ops")
+        kernel = native.kernel()
+        (settings.applied if kernel.available else settings.skipped).append(kernel.describe())
     else:
         settings.skipped.append(f"fast ops ({fast_ops.ENV_VAR}=0 or not on CPU)")
     queue = queue_ahead()
