@@ -4,6 +4,8 @@
 // Each (batch, head) is one task; tasks run on all cores. A task copies its head into
 // contiguous blocks, computes only the causal (lower-triangular) part of every product with
 // a register-blocked kernel, and keeps the softmax weights for the backward pass.
+#include <sched.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -100,7 +102,7 @@ inline v16 exp_nonpositive(v16 x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
   i16 e = (__builtin_convertvector(n, i16) + 127) << 23;
-  return p * reinterpret_cast<v16&>(e);
+  return p * (v16)e;  // 2^n, from its exponent bits
 }
 
 struct Dims {
@@ -124,8 +126,14 @@ void scatter(const Dims& d, const float* in, int b, int h, float* x, float scale
     for (int j = 0; j < d.D; ++j) x[d.at(b, t, h) + j] = in[t * d.D + j] * scale;
 }
 
+// The cores this process may run on (a SLURM job's allocation, taskset), at most tasks.
 int thread_count(int tasks) {
-  return std::max(1, std::min<int>(std::thread::hardware_concurrency(), tasks));
+  int cores = int(std::thread::hardware_concurrency());
+#ifdef __linux__
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) cores = CPU_COUNT(&allowed);
+#endif
+  return std::max(1, std::min(cores, tasks));
 }
 
 // task(thread, i) for i < tasks, round robin over thread_count(tasks) threads.
