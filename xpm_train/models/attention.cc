@@ -179,12 +179,13 @@ void softmax_row(float* s, int i, int tp) {
 }
 
 // Keys seen by query rows [i, i + r): [0, i + r), padded to a vector.
-inline int causal_end(const Dims& d, int i, int r) { return std::min(d.TP, (i + r + W - 1) / W * W); }
-
+inline int causal_end(const Dims& d, int i, int r) {
+  return std::min(d.TP, (i + r + W - 1) / W * W);
+}
 
 // q, k, v, out: (B, T, H, D); probs: (B, H, T, TP) softmax weights, kept for the backward.
-void attention_fwd(int B, int T, int H, int D, const float* q, const float* k,
-                       const float* v, float* out, float* probs) {
+void attention_fwd(int B, int T, int H, int D, const float* q, const float* k, const float* v,
+                   float* out, float* probs) {
   Dims d{B, T, H, D, (T + W - 1) / W * W};
   float scale = 1.0f / std::sqrt(float(D));
   std::vector<std::vector<float>> scratch(thread_count(B * H),
@@ -206,9 +207,9 @@ void attention_fwd(int B, int T, int H, int D, const float* q, const float* k,
 }
 
 // Gradients dq, dk, dv (B, T, H, D) of the attention given dout and the forward's probs.
-void attention_bwd(int B, int T, int H, int D, const float* q, const float* k,
-                       const float* v, const float* out, const float* probs, const float* dout,
-                       float* dq, float* dk, float* dv) {
+void attention_bwd(int B, int T, int H, int D, const float* q, const float* k, const float* v,
+                   const float* out, const float* probs, const float* dout, float* dq, float* dk,
+                   float* dv) {
   Dims d{B, T, H, D, (T + W - 1) / W * W};
   float scale = 1.0f / std::sqrt(float(D));
   size_t block = size_t(d.TP) * D;
