@@ -27,13 +27,13 @@ inline v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 inline void store(float* p, v16 x) { *reinterpret_cast<v16u*>(p) = x; }
 inline v16 splat(float x) { return v16{} + x; }
 
-// C[r, 0:W*NV] (+)= sum_k A[r*ars + k*aks] * B[k*ldb + 0:W*NV] for r < R.
+// C[r, 0:W*NV] = sum_k A[r*ars + k*aks] * B[k*ldb + 0:W*NV] for r < R.
 template <int R, int NV>
 inline void kernel(int K, const float* A, long ars, long aks, const float* B, long ldb,
-                   float* C, long ldc, bool accumulate) {
+                   float* C, long ldc) {
   v16 acc[R][NV];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load(C + r * ldc + v * W) : splat(0);
+    for (int v = 0; v < NV; ++v) acc[r][v] = splat(0);
   for (int k = 0; k < K; ++k) {
     v16 b[NV];
     for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + v * W);
@@ -48,14 +48,14 @@ inline void kernel(int K, const float* A, long ars, long aks, const float* B, lo
 
 template <int R>
 inline void row_block(int K, const float* A, long ars, long aks, const float* B, long ldb,
-                      float* C, long ldc, int N, bool accumulate) {
+                      float* C, long ldc, int N) {
   int c = 0;
   for (; c + 4 * W <= N; c += 4 * W)
-    kernel<R, 4>(K, A, ars, aks, B + c, ldb, C + c, ldc, accumulate);
+    kernel<R, 4>(K, A, ars, aks, B + c, ldb, C + c, ldc);
   switch ((N - c) / W) {
-    case 3: kernel<R, 3>(K, A, ars, aks, B + c, ldb, C + c, ldc, accumulate); break;
-    case 2: kernel<R, 2>(K, A, ars, aks, B + c, ldb, C + c, ldc, accumulate); break;
-    case 1: kernel<R, 1>(K, A, ars, aks, B + c, ldb, C + c, ldc, accumulate); break;
+    case 3: kernel<R, 3>(K, A, ars, aks, B + c, ldb, C + c, ldc); break;
+    case 2: kernel<R, 2>(K, A, ars, aks, B + c, ldb, C + c, ldc); break;
+    case 1: kernel<R, 1>(K, A, ars, aks, B + c, ldb, C + c, ldc); break;
     default: break;
   }
 }
@@ -65,11 +65,11 @@ struct Range {
   int n;       // columns [0, n), a multiple of W
 };
 
-// For row blocks i of C (M rows): C[i, 0:n) (+)= sum_{k in [k0, k1)} A[i, k] B[k, 0:n),
+// For row blocks i of C (M rows): C[i, 0:n) = sum_{k in [k0, k1)} A[i, k] B[k, 0:n),
 // with A[i, k] = A[i*ars + k*aks] and (k0, k1, n) = range(i, rows of the block).
 template <typename RangeOf>
 void matmul(int M, RangeOf range, const float* A, long ars, long aks, const float* B, long ldb,
-            float* C, long ldc, bool accumulate) {
+            float* C, long ldc) {
   for (int i = 0; i < M; i += RB) {
     int r = std::min(RB, M - i);
     Range g = range(i, r);
@@ -78,12 +78,12 @@ void matmul(int M, RangeOf range, const float* A, long ars, long aks, const floa
     float* c = C + i * ldc;
     int K = g.k1 - g.k0;
     switch (r) {
-      case 6: row_block<6>(K, a, ars, aks, b, ldb, c, ldc, g.n, accumulate); break;
-      case 5: row_block<5>(K, a, ars, aks, b, ldb, c, ldc, g.n, accumulate); break;
-      case 4: row_block<4>(K, a, ars, aks, b, ldb, c, ldc, g.n, accumulate); break;
-      case 3: row_block<3>(K, a, ars, aks, b, ldb, c, ldc, g.n, accumulate); break;
-      case 2: row_block<2>(K, a, ars, aks, b, ldb, c, ldc, g.n, accumulate); break;
-      default: row_block<1>(K, a, ars, aks, b, ldb, c, ldc, g.n, accumulate); break;
+      case 6: row_block<6>(K, a, ars, aks, b, ldb, c, ldc, g.n); break;
+      case 5: row_block<5>(K, a, ars, aks, b, ldb, c, ldc, g.n); break;
+      case 4: row_block<4>(K, a, ars, aks, b, ldb, c, ldc, g.n); break;
+      case 3: row_block<3>(K, a, ars, aks, b, ldb, c, ldc, g.n); break;
+      case 2: row_block<2>(K, a, ars, aks, b, ldb, c, ldc, g.n); break;
+      default: row_block<1>(K, a, ars, aks, b, ldb, c, ldc, g.n); break;
     }
   }
 }
@@ -198,10 +198,10 @@ void attention_fwd(int B, int T, int H, int D, const float* q, const float* k, c
     gather(d, v, b, h, vs, 1.0f);
     float* p = probs + long(task) * T * d.TP;
     matmul(T, [&](int i, int r) { return Range{0, D, causal_end(d, i, r)}; }, qs, D, 1, kt, d.TP,
-           p, d.TP, false);
+           p, d.TP);
     for (int i = 0; i < T; ++i) softmax_row(p + long(i) * d.TP, i, d.TP);
     matmul(T, [&](int i, int r) { return Range{0, std::min(T, i + r), D}; }, p, d.TP, 1, vs, D,
-           o, D, false);
+           o, D);
     scatter(d, o, b, h, out, 1.0f);
   });
 }
@@ -214,26 +214,26 @@ void attention_bwd(int B, int T, int H, int D, const float* q, const float* k, c
   float scale = 1.0f / std::sqrt(float(D));
   size_t block = size_t(d.TP) * D;
   std::vector<std::vector<float>> scratch(thread_count(B * H),
-                                          std::vector<float>(7 * block + size_t(T) * d.TP + T));
+                                          std::vector<float>(6 * block + size_t(T) * d.TP + T));
   parallel(B * H, [&](int id, int task) {
     int b = task / H, h = task % H;
     float *qs = scratch[id].data(), *ks = qs + block, *vt = ks + block, *go = vt + block;
-    float *os = go + block, *g = os + block, *g2 = g + block, *ds = g2 + block;
+    float *g = go + block, *g2 = g + block, *ds = g2 + block;
     float* delta = ds + size_t(T) * d.TP;
     gather(d, q, b, h, qs, scale);
     gather(d, k, b, h, ks, 1.0f);
     gather_transposed(d, v, b, h, vt);
     gather(d, dout, b, h, go, 1.0f);
-    gather(d, out, b, h, os, 1.0f);
     const float* p = probs + long(task) * T * d.TP;
-    for (int i = 0; i < T; ++i) {
-      float s = 0;
-      for (int j = 0; j < D; ++j) s += go[i * D + j] * os[i * D + j];
-      delta[i] = s;
+    for (int i = 0; i < T; ++i) {  // sum_j p_ij dp_ij = dout_i . out_i (FlashAttention's delta)
+      v16 s = splat(0);
+      for (int j = 0; j < D; j += W) s += load(go + i * D + j) * load(out + d.at(b, i, h) + j);
+      delta[i] = 0;
+      for (int l = 0; l < W; ++l) delta[i] += s[l];
     }
     // dp = dout v^T, then ds = p (dp - delta) (the gradient of the scaled logits)
     matmul(T, [&](int i, int r) { return Range{0, D, causal_end(d, i, r)}; }, go, D, 1, vt, d.TP,
-           ds, d.TP, false);
+           ds, d.TP);
     for (int i = 0; i < T; ++i) {
       float* row = ds + long(i) * d.TP;
       const float* prow = p + long(i) * d.TP;
@@ -243,13 +243,13 @@ void attention_bwd(int B, int T, int H, int D, const float* q, const float* k, c
     }
     // dq = scale ds k
     matmul(T, [&](int i, int r) { return Range{0, std::min(T, i + r), D}; }, ds, d.TP, 1, ks, D,
-           g, D, false);
+           g, D);
     scatter(d, g, b, h, dq, scale);
     // dk = ds^T (scale q): key rows j see queries [j, T)
-    matmul(T, [&](int j, int r) { return Range{j, T, D}; }, ds, 1, d.TP, qs, D, g, D, false);
+    matmul(T, [&](int j, int r) { return Range{j, T, D}; }, ds, 1, d.TP, qs, D, g, D);
     scatter(d, g, b, h, dk, 1.0f);
     // dv = p^T dout
-    matmul(T, [&](int j, int r) { return Range{j, T, D}; }, p, 1, d.TP, go, D, g2, D, false);
+    matmul(T, [&](int j, int r) { return Range{j, T, D}; }, p, 1, d.TP, go, D, g2, D);
     scatter(d, g2, b, h, dv, 1.0f);
   });
 }

@@ -14,7 +14,6 @@ is traced. On GPU the plain code runs (XLA:GPU lays dots out well and
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -23,9 +22,10 @@ import jax
 import jax.numpy as jnp
 
 from xpm_train.models import native
+from xpm_train.switches import is_on
 
 ENV_VAR = "XPM_TRAIN_FAST_OPS"
-_enabled = [os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")]
+_enabled = [is_on(ENV_VAR)]
 
 
 def enabled() -> bool:
@@ -188,7 +188,7 @@ def _native_applies(q: jax.Array, k: jax.Array, v: jax.Array) -> bool:
     return (
         all(x.dtype == jnp.float32 and x.shape == q.shape for x in (q, k, v))
         and q.ndim == 4
-        and q.shape[-1] % native.HEAD_DIM_MULTIPLE == 0
+        and q.shape[-1] % native.VECTOR_FLOATS == 0
         and jax.device_count() == 1
         and native.kernel().available
     )
@@ -203,7 +203,7 @@ def _native_fwd(
     q: jax.Array, k: jax.Array, v: jax.Array
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     batch, seq_len, heads, _ = q.shape
-    padded = -(-seq_len // native.HEAD_DIM_MULTIPLE) * native.HEAD_DIM_MULTIPLE
+    padded = -(-seq_len // native.VECTOR_FLOATS) * native.VECTOR_FLOATS
     out, probs = jax.ffi.ffi_call(
         native.FORWARD,
         (

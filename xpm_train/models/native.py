@@ -26,12 +26,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from xpm_train.switches import is_on
+
 ENV_VAR = "XPM_TRAIN_NATIVE_ATTENTION"
 CACHE_VAR = "XPM_TRAIN_KERNEL_CACHE"
 SOURCE = Path(__file__).with_name("attention.cc")
 FORWARD, BACKWARD = "xpm_train_attention_forward", "xpm_train_attention_backward"
-#: Feature dimension the kernel works in (its vector width, in floats).
-HEAD_DIM_MULTIPLE = 16
+#: Floats per vector of the kernel: head sizes must be a multiple of it, and the softmax
+#: weights it keeps for the backward pass are padded to one.
+VECTOR_FLOATS = 16
 
 
 @dataclass(frozen=True)
@@ -57,23 +60,13 @@ def _cpu_flags() -> str:
     return platform.processor() or platform.machine()
 
 
-def _compile_command(output: Path) -> list[str]:
+def _compile_command() -> list[str]:
+    """The compiler and its flags, without the output and the source."""
     import jax
 
     compiler = os.environ.get("CXX", "c++")
-    return [
-        compiler,
-        "-O3",
-        "-march=native",
-        "-std=c++17",
-        "-shared",
-        "-fPIC",
-        "-w",
-        f"-I{jax.ffi.include_dir()}",
-        "-o",
-        str(output),
-        str(SOURCE),
-    ]
+    flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w"]
+    return [compiler, *flags, f"-I{jax.ffi.include_dir()}"]
 
 
 def cache_dir() -> Path:
@@ -87,9 +80,8 @@ def library_path() -> Path:
     import jaxlib
 
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(_compile_command(Path("x"))).encode()):
-        key.update(part)
-    key.update(f"{jaxlib.__version__} {_cpu_flags()}".encode())
+    key.update(SOURCE.read_bytes())
+    key.update(" ".join([*_compile_command(), jaxlib.__version__, _cpu_flags()]).encode())
     return cache_dir() / f"attention-{key.hexdigest()[:16]}.so"
 
 
@@ -99,13 +91,13 @@ def build() -> Path:
     path = library_path()
     if path.exists():
         return path
-    command = _compile_command(path)
-    if shutil.which(command[0]) is None:
-        raise RuntimeError(f"no C++ compiler {command[0]!r} on the PATH (set CXX to one)")
+    compiler = _compile_command()
+    if shutil.which(compiler[0]) is None:
+        raise RuntimeError(f"no C++ compiler {compiler[0]!r} on the PATH (set CXX to one)")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         partial = Path(tmp) / path.name
-        command = _compile_command(partial)
+        command = [*compiler, "-o", str(partial), str(SOURCE)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
         if done.returncode:
             raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip()[-1500:]}")
@@ -116,12 +108,13 @@ def build() -> Path:
 @functools.cache
 def kernel() -> Kernel:
     """Build (or load from the cache) and register the kernel, once per process."""
-    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
+    if not is_on(ENV_VAR):
         return Kernel(False, f"off: {ENV_VAR}=0")
     import jax
 
     try:
-        library = ctypes.CDLL(str(build()))
+        path = build()
+        library = ctypes.CDLL(str(path))
         for name, symbol in ((FORWARD, "XpmAttentionForward"), (BACKWARD, "XpmAttentionBackward")):
             jax.ffi.register_ffi_target(
                 name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu"
@@ -135,4 +128,4 @@ def kernel() -> Kernel:
             stacklevel=2,
         )
         return Kernel(False, f"unavailable: {str(error).splitlines()[0][:200]}")
-    return Kernel(True, str(library_path()))
+    return Kernel(True, str(path))

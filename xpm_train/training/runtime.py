@@ -44,6 +44,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xpm_train.switches import is_on, switch
+
 CACHE_FOLDER = ".jax_cache"
 #: 1 GiB, for both thresholds (``mallopt`` takes an int).
 MALLOC_THRESHOLD = 1 << 30
@@ -64,7 +66,6 @@ QUEUE_AHEAD_VAR = "XPM_TRAIN_QUEUE_AHEAD"
 #: On CPU, steps at least this long run one at a time: the host's own work per step (a few ms,
 #: which queueing overlaps with the step) is then under 1 % of it.
 WAIT_FROM_SECONDS = 0.25
-_OFF = ("0", "false", "no", "off")
 
 
 @dataclass
@@ -80,17 +81,11 @@ class RuntimeSettings:
         return text + (f" (skipped: {'; '.join(self.skipped)})" if self.skipped else "")
 
 
-def _switch(name: str) -> str | None:
-    """The value of an ``XPM_TRAIN_*`` switch; None when it is turned off."""
-    value = os.environ.get(name, "1").strip()
-    return None if value.lower() in _OFF else value
-
-
 def configure_cache(settings: RuntimeSettings, workdir: Path | None) -> None:
     """Keep compiled programs in ``<workdir>/.jax_cache`` (or ``XPM_TRAIN_JAX_CACHE``)."""
     import jax
 
-    choice = _switch("XPM_TRAIN_JAX_CACHE")
+    choice = switch("XPM_TRAIN_JAX_CACHE")
     if choice is None:
         settings.skipped.append("compilation cache (XPM_TRAIN_JAX_CACHE=0)")
         return
@@ -130,7 +125,7 @@ def export_job_environment() -> dict[str, str]:
     on (experimaestro's local launcher and ``sbatch`` pass the environment on); returns what
     was set. Nothing when ``XPM_TRAIN_MALLOC=0``, ``XPM_TRAIN_RUNTIME=0`` or any ``MALLOC_*``
     variable is set by the user."""
-    off = _switch("XPM_TRAIN_MALLOC") is None or _switch("XPM_TRAIN_RUNTIME") is None
+    off = switch("XPM_TRAIN_MALLOC") is None or switch("XPM_TRAIN_RUNTIME") is None
     if off or _user_malloc_variables() or sys.platform != "linux":
         return {}
     exported = {**MALLOC_ENVIRONMENT, EXPORTED_MARK: "1"}
@@ -140,7 +135,7 @@ def export_job_environment() -> dict[str, str]:
 
 def configure_malloc(settings: RuntimeSettings) -> None:
     """Keep freed memory in glibc's heap (see the module docstring)."""
-    if _switch("XPM_TRAIN_MALLOC") is None:
+    if switch("XPM_TRAIN_MALLOC") is None:
         settings.skipped.append("malloc settings (XPM_TRAIN_MALLOC=0)")
         return
     chosen = _user_malloc_variables()
@@ -175,7 +170,7 @@ def configure(workdir: Path | None = None) -> RuntimeSettings:
     from xpm_train.models import fast_ops, native
 
     settings = RuntimeSettings()
-    if _switch("XPM_TRAIN_RUNTIME") is None:
+    if switch("XPM_TRAIN_RUNTIME") is None:
         settings.skipped.append("compilation cache and malloc settings (XPM_TRAIN_RUNTIME=0)")
     else:
         configure_cache(settings, workdir)
@@ -199,9 +194,8 @@ def queue_ahead() -> bool | None:
     """Whether the training loop queues the next step before the running one has finished:
     ``XPM_TRAIN_QUEUE_AHEAD`` when set, else yes on accelerators; on CPU None: the loop times
     its first step and waits for each step when one takes :data:`WAIT_FROM_SECONDS` or more."""
-    value = os.environ.get(QUEUE_AHEAD_VAR)
-    if value is not None:
-        return value.strip().lower() not in _OFF
+    if QUEUE_AHEAD_VAR in os.environ:
+        return is_on(QUEUE_AHEAD_VAR)
     import jax
 
     return True if jax.default_backend() != "cpu" else None
