@@ -3,7 +3,7 @@ registered as XLA FFI custom calls for XLA:CPU.
 
 XLA:CPU runs attention's small per-head products at a third of the machine's matmul speed
 and computes the masked half of the causal scores; the kernel computes only the causal part
-with a register-blocked loop (``baby`` attention forward and backward 1.9x faster).
+with a register-blocked loop (``baby`` attention forward and backward 1.7x faster).
 
 The library is built with the machine's C++ compiler (``$CXX``, else ``c++``) for the CPU it
 runs on, into ``$XPM_TRAIN_KERNEL_CACHE`` (default ``~/.cache/xpm-train/kernels``), named by
