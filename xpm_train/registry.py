@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -26,6 +27,9 @@ COMPONENT_MODULES = (
     "xpm_train.optim.schedules",
     "xpm_train.tracking.loggers",
 )
+#: Packages whose every module is imported to register components: a new stage is a new
+#: module in ``xpm_train.tasks`` and nothing else.
+COMPONENT_PACKAGES = ("xpm_train.tasks",)
 
 _REGISTRY: dict[str, dict[str, type[Config]]] = {}
 
@@ -42,6 +46,7 @@ def register(kind: str, name: str) -> Callable[[ConfigType], ConfigType]:
         if name in entries and entries[name] is not cls:
             raise ValueError(f"{kind} name {name!r} is already registered by {entries[name]}")
         entries[name] = cls
+        cls.registered_name = name  # type: ignore[attr-defined]
         return cls
 
     return decorator
@@ -50,6 +55,25 @@ def register(kind: str, name: str) -> Callable[[ConfigType], ConfigType]:
 def _ensure_registered() -> None:
     for module in COMPONENT_MODULES:
         importlib.import_module(module)
+    for package_name in COMPONENT_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            importlib.import_module(info.name)
+
+
+def registered_kinds() -> list[str]:
+    _ensure_registered()
+    return sorted(_REGISTRY)
+
+
+def component_kind(base: type) -> str | None:
+    """The kind of the registered classes that are subclasses of ``base`` (e.g. ``dataset`` for
+    TextDataset), or None."""
+    _ensure_registered()
+    for kind, classes in _REGISTRY.items():
+        if any(issubclass(cls, base) for cls in classes.values()):
+            return kind
+    return None
 
 
 def registered(kind: str) -> dict[str, type[Config]]:
@@ -65,7 +89,7 @@ def _type_name(argument: Any) -> str:
     return re.sub(r"Type\((\w+)\)", r"\1", str(argument.type))
 
 
-def spec_errors(kind: str, spec: Any, where: str = "") -> list[str]:
+def validate_spec(kind: str, spec: Any, where: str = "") -> list[str]:
     """What is wrong with a component spec: its name, unknown parameters (with the closest
     valid one) and ill-typed values. Parameters left out are not errors (defaults apply)."""
     label = where or kind
@@ -107,7 +131,7 @@ def build(kind: str, spec: Mapping[str, Any] | Config, where: str = "") -> Confi
     """
     if isinstance(spec, Config):
         return spec
-    errors = spec_errors(kind, spec, where)
+    errors = validate_spec(kind, spec, where)
     if errors:
         raise ComponentError("; ".join(errors))
     params = dict(spec)

@@ -10,6 +10,7 @@ import numpy as np
 from experimaestro import Config, Param, field
 
 from xpm_train.registry import register
+from xpm_train.validation import validate
 
 ARITHMETIC_OPERATIONS = {
     "+": lambda a, b: a + b,
@@ -28,7 +29,7 @@ class TextDataset(Config):
     def documents(self) -> list[str]:
         raise NotImplementedError
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         """Cheap checks run at planning time (files exist, parameters in range)."""
 
 
@@ -49,7 +50,7 @@ class ArithmeticDataset(TextDataset):
     """Operations among + - *"""
     seed: Param[int] = field(default=0)
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         unknown = sorted(set(self.operations) - set(ARITHMETIC_OPERATIONS))
         if unknown or not self.operations:
             raise DatasetError(
@@ -73,7 +74,7 @@ class ArithmeticDataset(TextDataset):
 
     def problems(self) -> list[tuple[str, str]]:
         """The (prompt, answer) pairs, e.g. ``("17+25=", "42")``."""
-        self.check()
+        validate(self)
         side = self.max_operand - self.min_operand + 1
         total = side * side * len(self.operations)
         rng = np.random.default_rng(self.seed)
@@ -101,7 +102,7 @@ class ReversalDataset(TextDataset):
     alphabet: Param[str] = field(default="abcdefghijklmnopqrstuvwxyz")
     seed: Param[int] = field(default=0)
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         if not 1 <= self.min_length <= self.max_length:
             raise DatasetError(
                 f"reversal dataset: min_length={self.min_length} and max_length="
@@ -122,7 +123,7 @@ class ReversalDataset(TextDataset):
 
     def problems(self) -> list[tuple[str, str]]:
         """The (prompt, answer) pairs, e.g. ``("spam>", "maps")``."""
-        self.check()
+        validate(self)
         rng = np.random.default_rng(self.seed)
         symbols = sorted(set(self.alphabet))
         words: dict[str, None] = {}
@@ -154,7 +155,7 @@ class TextFiles(TextDataset):
     unit: Param[str] = field(default="paragraph")
     """What makes one document: ``file``, ``paragraph`` (blank-line separated) or ``line``"""
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         if self.unit not in ("file", "paragraph", "line"):
             raise DatasetError(
                 f"text_files dataset: unit {self.unit!r} is not one of file, paragraph, line"
@@ -237,7 +238,7 @@ class JsonlText(TextDataset):
     path: Param[str]
     text_field: Param[str] = field(default="text")
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         path = Path(self.path).expanduser()
         if not path.is_file():
             raise DatasetError(f"jsonl dataset: file {self.path!r} does not exist")

@@ -16,6 +16,7 @@ from xpm_train.data.datasets import (
 )
 from xpm_train.data.packing import split_documents
 from xpm_train.registry import register
+from xpm_train.validation import validate
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class PreferenceDataset(Config):
     def pairs(self) -> list[PreferencePair]:
         raise NotImplementedError
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         """Cheap checks run at planning time."""
 
 
@@ -52,13 +53,13 @@ class ArithmeticPreferences(PreferenceDataset):
     """A rejected answer is the correct one plus or minus 1..max_offset"""
     seed: Param[int] = field(default=0)
 
-    def check(self) -> None:
-        self.facts.check()
+    def __validate__(self) -> None:
+        validate(self.facts)
         if self.max_offset < 1:
             raise DatasetError(f"arithmetic preferences: max_offset={self.max_offset} must be >= 1")
 
     def pairs(self) -> list[PreferencePair]:
-        self.check()
+        validate(self)
         problems, _ = split_documents(self.facts.problems(), self.eval_fraction, self.split_seed)
         rng = np.random.default_rng(self.seed)
         offsets = rng.integers(1, self.max_offset + 1, len(problems))
@@ -81,7 +82,7 @@ class JsonlPreferences(PreferenceDataset):
     chosen_field: Param[str] = field(default="chosen")
     rejected_field: Param[str] = field(default="rejected")
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         path = Path(self.path).expanduser()
         if not path.is_file():
             raise DatasetError(f"jsonl preferences: file {self.path!r} does not exist")

@@ -3,16 +3,18 @@
 ```yaml
 launcher:
   default: local                                    # every job, unless its stage says otherwise
-  pretrain: {slurm: {partition: gpu, gpus_per_node: 1, time: "2:00:00"}}
   evaluation: "duration=30m & cpu(cores=2)"        # a requirement, resolved by launchers.py
   max_retries: 5
+stages:
+  pretrain: {kind: pretrain, launcher: {slurm: {partition: gpu, gpus_per_node: 1}}, ...}
 ```
 
 A launcher is ``local`` (a process on this machine), a ``{slurm: {...}}`` block (experimaestro's
 ``SlurmLauncher`` with these options) or any other string: an experimaestro requirement
-resolved by the ``find_launcher`` function of ``launchers.py``. A stage's ``slurm`` block is
-merged over the default's when both are SLURM blocks. The strict hook checks the keys and
-types of these classes; :meth:`SlurmSection.errors` checks the values.
+resolved by the ``find_launcher`` function of ``launchers.py``. A training stage's launcher is
+the ``launcher`` key of its section in ``stages:``; evaluation and report jobs have theirs here.
+A ``slurm`` block is merged over the default's when both are SLURM blocks. The strict hook checks
+the keys and types of these classes; :meth:`SlurmSection.validate` checks the values.
 (No ``from __future__ import annotations``: experimaestro validates with the field types.)
 """
 
@@ -22,8 +24,8 @@ from typing import Any
 import attrs
 from experimaestro.experiments import configuration
 
-#: The stages that can have their own launcher (``evaluation`` covers every evaluation job).
-STAGES = ("pretrain", "kl", "dpo", "evaluation", "report")
+#: The jobs other than training stages that can have their own launcher.
+OTHER_JOBS = ("evaluation", "report")
 
 #: SLURM's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
 _TIME = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d+(:\d{1,2}){0,2}")
@@ -68,7 +70,7 @@ class SlurmSection:
         given = {key: value for key, value in attrs.asdict(override).items() if value is not None}
         return attrs.evolve(self, **given)
 
-    def errors(self, where: str) -> list[str]:
+    def validate(self, where: str) -> list[str]:
         """Values that SLURM or xpm-train do not accept, one message each."""
         errors = []
         if self.time is not None and not _slurm_value(self.time, _TIME):
@@ -122,21 +124,18 @@ class LauncherSection:
     """Where each stage's jobs run (see the module's documentation)."""
 
     default: str | LauncherBlock = "local"
-    pretrain: LauncherChoice = None
-    kl: LauncherChoice = None
-    dpo: LauncherChoice = None
     evaluation: LauncherChoice = None
+    """Every evaluation job"""
     report: LauncherChoice = None
     max_retries: int | None = None
     """How many times experimaestro resubmits a training job that stopped at its time limit
     (experimaestro's default: 3)"""
 
-    def choice(self, stage: str) -> tuple[str, str | LauncherBlock]:
-        """``(where, launcher)`` of ``stage``: its own, merged over the default's SLURM
-        options, or the default."""
-        own = getattr(self, stage)
+    def choice(self, key: str, own: LauncherChoice) -> tuple[str, str | LauncherBlock]:
+        """``(where, launcher)`` of a job whose own launcher, set at YAML key ``key``, is
+        ``own``: its own, merged over the default's SLURM options, or the default."""
         if own is None:
             return "launcher.default", self.default
         if isinstance(own, LauncherBlock) and isinstance(self.default, LauncherBlock):
-            return f"launcher.{stage}", LauncherBlock(slurm=self.default.slurm.merged(own.slurm))
-        return f"launcher.{stage}", own
+            return key, LauncherBlock(slurm=self.default.slurm.merged(own.slurm))
+        return key, own

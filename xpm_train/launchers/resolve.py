@@ -29,7 +29,13 @@ from experimaestro.launchers.direct import DirectLauncher
 from experimaestro.launchers.slurm import SlurmLauncher, SlurmOptions
 from experimaestro.scheduler.workspace import RunMode
 
-from xpm_train.launchers.config import STAGES, LauncherBlock, LauncherSection, SlurmSection
+from xpm_train.launchers.config import (
+    OTHER_JOBS,
+    LauncherBlock,
+    LauncherChoice,
+    LauncherSection,
+    SlurmSection,
+)
 
 #: The programs experimaestro's SlurmLauncher runs (from its ``binpath``).
 SLURM_PROGRAMS = ("sbatch", "srun", "sacct", "squeue", "scancel")
@@ -44,7 +50,8 @@ class LauncherError(ValueError):
 
 @dataclass
 class StageLaunchers:
-    """The launcher of each stage (see :data:`~xpm_train.launchers.config.STAGES`)."""
+    """The launcher of each training stage (by its name in ``stages:``), of the evaluations
+    and of the report."""
 
     launchers: dict[str, Launcher]
     max_retries: int | None = None
@@ -173,8 +180,14 @@ def installation_errors() -> list[str]:
     ]
 
 
-def stage_launchers(section: LauncherSection, check_cluster: bool = True) -> StageLaunchers:
-    """The launcher of every stage; raises :class:`LauncherError` listing every problem.
+def stage_launchers(
+    section: LauncherSection,
+    stages: dict[str, LauncherChoice] | None = None,
+    check_cluster: bool = True,
+) -> StageLaunchers:
+    """The launcher of every stage (``stages``: the ``launcher`` of each training stage's
+    section, by name) and of the other jobs; raises :class:`LauncherError` listing every
+    problem.
 
     ``check_cluster``: also ask the cluster (programs, accounting, ``sbatch --test-only``)
     and check that the jobs' interpreter imports xpm_train.
@@ -182,10 +195,11 @@ def stage_launchers(section: LauncherSection, check_cluster: bool = True) -> Sta
     errors: list[str] = []
     if section.max_retries is not None and section.max_retries < 0:
         errors.append(f"launcher.max_retries: {section.max_retries} must be >= 0")
-    for key in ("default", *STAGES):
-        own = getattr(section, key)
+    owns = {name: (f"stages.{name}.launcher", own) for name, own in (stages or {}).items()}
+    owns |= {name: (f"launcher.{name}", getattr(section, name)) for name in OTHER_JOBS}
+    for key, own in [("launcher.default", section.default), *owns.values()]:
         if isinstance(own, LauncherBlock):
-            errors += own.slurm.errors(f"launcher.{key}.slurm")
+            errors += own.slurm.validate(f"{key}.slurm")
     if errors:
         raise LauncherError(_listed(errors))
 
@@ -193,8 +207,8 @@ def stage_launchers(section: LauncherSection, check_cluster: bool = True) -> Sta
     where: dict[str, str] = {}
     by_spec: dict[str, Launcher] = {}
     checked: dict[tuple[Any, ...], list[str]] = {}
-    for stage in STAGES:
-        key, choice = section.choice(stage)
+    for stage, (own_key, own) in owns.items():
+        key, choice = section.choice(own_key, own)
         where[stage] = key
         try:
             if isinstance(choice, LauncherBlock):
@@ -229,14 +243,17 @@ def _listed(errors: list[str]) -> str:
     return f"{len(errors)} launcher problems:\n" + "\n".join(f"  - {error}" for error in errors)
 
 
-def planned_launchers(section: LauncherSection, run_mode: RunMode | None) -> StageLaunchers:
+def planned_launchers(
+    section: LauncherSection, stages: dict[str, LauncherChoice], run_mode: RunMode | None
+) -> StageLaunchers:
     """:func:`stage_launchers` for an experiment; a problem stops it before anything is
     submitted (:class:`~xpm_train.planning.hook.PlanningError`, exit status 1). The cluster is
     only asked in a normal run (not in ``dry_run`` nor ``generate_only``)."""
     from xpm_train.planning.hook import PlanningError
 
     try:
-        launchers = stage_launchers(section, check_cluster=run_mode in (None, RunMode.NORMAL))
+        check_cluster = run_mode in (None, RunMode.NORMAL)
+        launchers = stage_launchers(section, stages, check_cluster)
     except LauncherError as error:
         message = str(error)
     else:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from experimaestro import Config, Param, field
 
 from xpm_train.registry import register
+from xpm_train.validation import validate
 
 if TYPE_CHECKING:
     from flax import nnx
@@ -25,7 +26,7 @@ class ModelConfig(Config):
         """A freshly initialised model (call under ``jax.set_mesh`` to create it sharded)."""
         raise NotImplementedError
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         """Raise ValueError if the configuration is inconsistent."""
 
 
@@ -56,7 +57,7 @@ class TransformerConfig(ModelConfig):
     compute_dtype: Param[str] = field(default="float32")
     """Type of the activations and matmuls (logits are always float32)"""
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         errors = []
         if self.d_model % self.n_heads:
             errors.append(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
@@ -80,7 +81,7 @@ class TransformerConfig(ModelConfig):
 
         from xpm_train.models.transformer import Transformer
 
-        self.check()
+        validate(self)
         # Partitioning stays metadata here; the trainer places parameters on its mesh.
         with nnx.use_eager_sharding(False):
             return Transformer(self, vocab_size, rngs=nnx.Rngs(params=seed))

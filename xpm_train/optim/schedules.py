@@ -25,7 +25,7 @@ class Schedule(Config):
     lr_warmup_steps: Param[int] = field(default=100)
     """Steps of linear warmup from 0"""
 
-    def check(self, total_steps: int) -> None:
+    def validate_steps(self, total_steps: int) -> None:
         if self.lr_warmup_steps > total_steps:
             raise ValueError(
                 f"schedule: lr_warmup_steps={self.lr_warmup_steps} is longer than the training "
@@ -73,8 +73,8 @@ class WarmupStableDecay(Schedule):
     lr_min_ratio: Param[float] = field(default=0.0, overrides=True)
     decay_fraction: Param[float] = field(default=0.2)
 
-    def check(self, total_steps: int) -> None:
-        super().check(total_steps)
+    def validate_steps(self, total_steps: int) -> None:
+        super().validate_steps(total_steps)
         if not 0.0 <= self.decay_fraction <= 1.0:
             raise ValueError(f"wsd schedule: decay_fraction={self.decay_fraction} not in [0, 1]")
         if self.lr_warmup_steps + self.decay_steps(total_steps) > total_steps:
@@ -113,8 +113,8 @@ class WarmupStableDecayStable(Schedule):
         tail_start = total_steps - int(round(total_steps * self.tail_fraction))
         return tail_start - int(round(total_steps * self.decay_fraction)), tail_start
 
-    def check(self, total_steps: int) -> None:
-        super().check(total_steps)
+    def validate_steps(self, total_steps: int) -> None:
+        super().validate_steps(total_steps)
         decay_start, _ = self.phases(total_steps)
         if not (0 <= self.decay_fraction <= 1 and 0 <= self.tail_fraction <= 1):
             raise ValueError("wsds schedule: decay_fraction and tail_fraction must be in [0, 1]")

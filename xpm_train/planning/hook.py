@@ -3,8 +3,8 @@
 It runs inside experimaestro's ``run-experiment`` command, before the experiment module is
 loaded and before anything is submitted. It re-reads the YAML files and ``-c`` overrides
 (:class:`Sources`), checks them against the experiment's configuration class
-(:func:`configuration_errors`) and, on any problem, prints one message per problem and exits
-with status 2. With ``--show`` it prints the merged YAML, each value annotated with the file
+(:func:`validate_configuration`) and, on any problem, prints one message per problem and
+exits with status 2. With ``--show`` it prints the merged YAML, each value annotated with the file
 or override that set it. The experiment's ``run`` then calls :func:`checked_configuration` to
 get the configuration with typed ``-c`` values (lists included).
 """
@@ -25,7 +25,7 @@ from experimaestro.exceptions import HandledException
 from experimaestro.utils.config import validate_attrs
 
 from xpm_train.planning.sources import SourceError, Sources
-from xpm_train.planning.strict import configuration_errors
+from xpm_train.planning.strict import validate_configuration
 
 ConfigurationType = TypeVar("ConfigurationType")
 
@@ -96,7 +96,7 @@ def strict_configuration() -> None:
         schema = experiment_schema(sources.values)
     except SourceError as error:
         _fail(yaml_file, [str(error)])
-    problems = configuration_errors(schema, sources)
+    problems = validate_configuration(schema, sources)
     if params.get("show"):
         click.echo(annotated_yaml(sources.values, sources))
         if problems:

@@ -61,21 +61,36 @@ def describe_job(task: Config) -> dict[str, Any]:
     }
 
 
-def plan_text(tasks: list[Config]) -> str:
-    return yaml.safe_dump(
-        [describe_job(task) for task in tasks], sort_keys=False, default_flow_style=None
+def summary(jobs: list[dict[str, Any]], sweeps: dict[str, list[str]]) -> str:
+    """The grid of the sweeps (if any) and how many jobs are new, done or failed."""
+    lines = []
+    if sweeps:
+        points = 1
+        for values in sweeps.values():
+            points *= len(values)
+        lines.append(f"Grid ({points} points):")
+        lines += [f"  {key}: {', '.join(values)}" for key, values in sweeps.items()]
+    states = [job["state"] for job in jobs]
+    counts = ", ".join(
+        f"{states.count(state)} {label}"
+        for state, label in (("to run", "new"), ("done", "cached"), ("failed", "failed"))
+        if states.count(state) or state != "failed"
     )
+    lines.append(f"Jobs: {len(jobs)} ({counts})")
+    return "\n".join(lines)
 
 
-def write_plan(xp: Any, tasks: list[Config]) -> None:
+def write_plan(xp: Any, tasks: list[Config], sweeps: dict[str, list[str]] | None = None) -> None:
     """Print the plan when nothing runs (dry run, generate only); otherwise save it in the
-    experiment's run folder."""
+    experiment's run folder. Both print the grid and how many jobs are new or cached."""
     from experimaestro.scheduler.workspace import RunMode
 
-    text = plan_text(tasks)
+    jobs = [describe_job(task) for task in tasks]
+    text = yaml.safe_dump(jobs, sort_keys=False, default_flow_style=None)
     if xp.run_mode != RunMode.NORMAL:
         print(f"Plan ({len(tasks)} jobs):\n{text}", file=sys.stdout, flush=True)
-        return
-    path = Path(xp.workdir) / "plan.yaml"
-    path.write_text(text)
-    print(f"Plan: {path}", flush=True)
+    else:
+        path = Path(xp.workdir) / "plan.yaml"
+        path.write_text(text)
+        print(f"Plan: {path}", flush=True)
+    print(summary(jobs, sweeps or {}), flush=True)

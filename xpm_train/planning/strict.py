@@ -20,7 +20,7 @@ import attrs
 from pydantic import TypeAdapter, ValidationError
 
 from xpm_train.planning.sources import Sources
-from xpm_train.registry import spec_errors
+from xpm_train.registry import validate_spec
 
 #: attrs metadata key naming the registry kind of a component field.
 COMPONENT = "xpm_train_component"
@@ -70,12 +70,17 @@ def _value_error(annotation: Any, value: Any) -> bool:
     return False
 
 
-def configuration_errors(schema: type, sources: Sources) -> list[str]:
-    """Every unknown key, ill-typed value and bad component spec, one message each."""
-    return _section_errors(schema, sources.values, "", sources)
+def validate_configuration(schema: type, sources: Sources) -> list[str]:
+    """Every unknown key, ill-typed value and bad component spec, one message each; then, if
+    those are fine and the schema has a ``validate_values(values, sources)`` static method
+    (e.g. the stage graph's checks), its messages."""
+    errors = validate_section(schema, sources.values, "", sources)
+    if not errors and hasattr(schema, "validate_values"):
+        errors = schema.validate_values(sources.values, sources)
+    return errors
 
 
-def _section_errors(schema: type, data: Any, prefix: str, sources: Sources) -> list[str]:
+def validate_section(schema: type, data: Any, prefix: str, sources: Sources) -> list[str]:
     where = prefix or "the top level"
     if not isinstance(data, dict):
         return [
@@ -101,12 +106,12 @@ def _section_errors(schema: type, data: Any, prefix: str, sources: Sources) -> l
         if COMPONENT in field.metadata:
             errors += [
                 f"{message} (from {sources.origin(message.split(':', 1)[0])})"
-                for message in spec_errors(field.metadata[COMPONENT], value, path)
+                for message in validate_spec(field.metadata[COMPONENT], value, path)
             ]
         elif attrs.has(annotation):
-            errors += _section_errors(annotation, value, path, sources)
+            errors += validate_section(annotation, value, path, sources)
         elif (nested := _union_parts(annotation))[0] is not None and isinstance(value, dict):
-            errors += _section_errors(nested[0], value, path, sources)
+            errors += validate_section(nested[0], value, path, sources)
         elif _value_error(nested[1], value):
             errors.append(
                 f"{path}: expected {_type_label(annotation)}, got {value!r} (from {origin})"

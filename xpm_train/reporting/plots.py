@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: What to plot for each stage besides the loss, when its metrics have them.
-KEY_METRICS = ("ce", "kl", "rewards/accuracies", "rewards/margins")
+
+def key_metrics() -> tuple[str, ...]:
+    """What to plot besides the loss, when a stage's metrics have them: the ``key_metrics``
+    of every registered stage kind."""
+    from xpm_train.registry import registered
+
+    stages = registered("stage").values()
+    return tuple(dict.fromkeys(name for cls in stages for name in cls.key_metrics))
 
 
 def _pyplot() -> Any:
@@ -32,7 +38,7 @@ def training_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path
             axis.plot(
                 [r["step"] for r in evals], [r["eval/loss"] for r in evals], "o-", label="eval/loss"
             )
-        for key in KEY_METRICS:
+        for key in key_metrics():
             if train and key in train[0]:
                 axis.plot([r["step"] for r in train], [r[key] for r in train], label=key)
         axis.set_title(stage)
@@ -86,7 +92,7 @@ def job_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
         ("loss", ["loss", "eval/loss"]),
         ("learning rate", ["lr"]),
         ("gradient norm", ["grad_norm"]),
-        ("stage metrics", [k for name in KEY_METRICS for k in (name, f"eval/{name}")]),
+        ("stage metrics", [k for name in key_metrics() for k in (name, f"eval/{name}")]),
     ]
     return [
         (title, [k for k in names if k in keys]) for title, names in panels if keys & set(names)

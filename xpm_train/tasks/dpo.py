@@ -7,24 +7,29 @@ from typing import TYPE_CHECKING
 from experimaestro import Param, field
 
 from xpm_train.data.preferences import PreferenceDataset
-from xpm_train.tasks.finetune import FinetuneTask
-from xpm_train.tasks.trainer import check_errors
+from xpm_train.registry import register
+from xpm_train.tasks.finetune import ReferenceTask
+from xpm_train.validation import Problems
 
 if TYPE_CHECKING:
     from xpm_train.data.pairs import PairData
     from xpm_train.objectives.base import Objective
 
 
-class DPO(FinetuneTask):
+@register("stage", "dpo")
+class DPO(ReferenceTask):
     """Train ``init`` to prefer the chosen completions, against a frozen ``reference``.
 
     ``batch_size`` and ``micro_batch_size`` count preference pairs; ``seq_len`` bounds the
     tokens of prompt + completion.
     """
 
-    stage_name = "dpo"
+    key_metrics = ("rewards/accuracies", "rewards/margins")
 
     preferences: Param[PreferenceDataset]
+    """The (prompt, chosen, rejected) triples"""
+    steps: Param[int] = field(default=200, overrides=True)
+    """Number of optimizer steps"""
     beta: Param[float] = field(default=0.1)
     """Inverse temperature of the implicit reward"""
     label_smoothing: Param[float] = field(default=0.0)
@@ -33,15 +38,15 @@ class DPO(FinetuneTask):
     """Weight of the chosen completions' mean token NLL added to the loss (RPO; TRL's
     rpo_alpha); 0 is the DPO paper's loss"""
 
-    def stage_errors(self) -> list[str]:
-        errors = super().stage_errors()
+    def validate_stage(self, problems: Problems) -> None:
+        super().validate_stage(problems)
         if self.beta <= 0:
-            errors.append(f"beta={self.beta} must be > 0")
+            problems.add("beta", f"{self.beta} must be > 0")
         if not 0.0 <= self.label_smoothing < 0.5:
-            errors.append(f"label_smoothing={self.label_smoothing} must be in [0, 0.5)")
+            problems.add("label_smoothing", f"{self.label_smoothing} must be in [0, 0.5)")
         if self.rpo_alpha < 0:
-            errors.append(f"rpo_alpha={self.rpo_alpha} must be >= 0")
-        return errors + check_errors(self.preferences.check)
+            problems.add("rpo_alpha", f"{self.rpo_alpha} must be >= 0")
+        problems.validate("preferences", self.preferences)
 
     def training_data(self) -> PreferenceDataset:
         return self.preferences

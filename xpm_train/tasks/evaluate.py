@@ -11,7 +11,7 @@ from xpm_train.data.datasets import TextDataset
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
-from xpm_train.tasks.trainer import ConfigError
+from xpm_train.validation import Problems
 
 
 class HeldOutSplit(Config):
@@ -32,7 +32,8 @@ class Evaluate(JobEnvironment, Task):
 
     checkpoint: Param[Checkpoint]
     datasets: Param[dict[str, HeldOutSplit]]
-    seq_len: Param[int]
+    seq_len: Param[int] = field(default=64)
+    """Tokens per held-out sequence"""
     batch_size: Param[int] = field(default=32)
     max_batches: Param[int] = field(default=16)
     max_problems: Param[int] = field(default=500)
@@ -40,22 +41,18 @@ class Evaluate(JobEnvironment, Task):
 
     metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.json"))
 
-    def check(self) -> None:
-        errors = []
+    def __validate__(self) -> None:
+        problems = Problems()
         max_len = self.checkpoint.model.max_seq_len
         if not 1 <= self.seq_len <= max_len:
-            errors.append(
-                f"seq_len={self.seq_len} must be in [1, the model's max_seq_len={max_len}]"
+            problems.add(
+                "seq_len", f"{self.seq_len} must be in [1, the model's max_seq_len={max_len}]"
             )
         if not self.datasets:
-            errors.append("datasets is empty: give at least one dataset to evaluate on")
+            problems.add("datasets", "empty: give at least one dataset to evaluate on")
         for name, split in self.datasets.items():
-            try:
-                split.dataset.check()
-            except ValueError as error:
-                errors.append(f"datasets.{name}: {error}")
-        if errors:
-            raise ConfigError("evaluate: " + "; ".join(errors))
+            problems.validate(f"datasets.{name}", split.dataset)
+        problems.raise_any()
 
     def execute(self) -> None:
         from xpm_train.training.runtime import configure_job

@@ -1,16 +1,18 @@
-"""Stages that continue from an upstream checkpoint against a frozen reference (KL, DPO)."""
+"""Stages that continue from an upstream checkpoint (SFT), and those also regularised towards
+a frozen reference model (KL, DPO)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from experimaestro import Param
+from experimaestro import Param, field
 
 from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
 from xpm_train.tasks.checkpoint import Checkpoint, model_factory, restore_checkpoint
 from xpm_train.tasks.trainer import TrainerTask
+from xpm_train.validation import Problems
 
 if TYPE_CHECKING:
     from flax import nnx
@@ -21,13 +23,12 @@ if TYPE_CHECKING:
 
 
 class FinetuneTask(TrainerTask):
-    """Base of the stages initialised from ``init`` and regularised towards ``reference``."""
+    """Base of the stages initialised from an upstream checkpoint (``init``)."""
 
     init: Param[Checkpoint]
-    """The checkpoint to start from"""
-    reference: Param[Checkpoint | None]
-    """The frozen reference model (default: the init checkpoint)"""
-    steps: Param[int]
+    """The checkpoint to start from (in YAML: the name of the upstream stage)"""
+    steps: Param[int] = field(default=300)
+    """Number of optimizer steps"""
 
     def total_steps(self) -> int:
         return self.steps
@@ -35,41 +36,18 @@ class FinetuneTask(TrainerTask):
     def model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:
         return self.init.model, self.init.tokenizer
 
-    def reference_checkpoint(self) -> Checkpoint:
-        return self.reference if self.reference is not None else self.init
-
-    def stage_errors(self) -> list[str]:
-        errors = []
-        max_len = self.init.model.max_seq_len
-        if not 1 <= self.seq_len <= max_len:
-            errors.append(
-                f"seq_len={self.seq_len} must be in [1, the model's max_seq_len={max_len}]"
-            )
-        reference = self.reference_checkpoint()
-        if reference.tokenizer.vocab_size != self.init.tokenizer.vocab_size:
-            errors.append(
-                f"the reference's vocabulary ({reference.tokenizer.vocab_size} tokens) differs "
-                f"from the init checkpoint's ({self.init.tokenizer.vocab_size})"
-            )
-        return errors
-
     def policy_factory(self) -> Callable[[], nnx.Module]:
         return model_factory(self.init, self.seed)
 
     def initial_params(self, definition: ModelDef) -> Params:
         return restore_checkpoint(self.init, definition.mesh)[1]
 
-    def reference_params(self, definition: ModelDef) -> Params:
-        return restore_checkpoint(self.reference_checkpoint(), definition.mesh)[1]
-
-    def reference_graphdef(self) -> Any:
-        from flax import nnx
-
-        abstract = nnx.eval_shape(model_factory(self.reference_checkpoint()))
-        return nnx.split(abstract, nnx.Param)[0]
-
     def objective(self) -> Objective:
         raise NotImplementedError
+
+    def reference_params(self, definition: ModelDef) -> Any:
+        """What the objective needs besides the trained parameters (none here)."""
+        return None
 
     def build_stage(self) -> Stage:
         from xpm_train.training.loop import Stage
@@ -83,3 +61,31 @@ class FinetuneTask(TrainerTask):
             initial_params=self.initial_params,
             frozen=self.reference_params,
         )
+
+
+class ReferenceTask(FinetuneTask):
+    """Base of the stages regularised towards a frozen ``reference`` model."""
+
+    reference: Param[Checkpoint | None]
+    """The frozen reference model (in YAML: a stage name; default: the init checkpoint)"""
+
+    def reference_checkpoint(self) -> Checkpoint:
+        return self.reference if self.reference is not None else self.init
+
+    def validate_stage(self, problems: Problems) -> None:
+        reference = self.reference_checkpoint()
+        if reference.tokenizer.vocab_size != self.init.tokenizer.vocab_size:
+            problems.add(
+                "reference",
+                f"the reference's vocabulary ({reference.tokenizer.vocab_size} tokens) differs "
+                f"from the init checkpoint's ({self.init.tokenizer.vocab_size})",
+            )
+
+    def reference_params(self, definition: ModelDef) -> Params:
+        return restore_checkpoint(self.reference_checkpoint(), definition.mesh)[1]
+
+    def reference_graphdef(self) -> Any:
+        from flax import nnx
+
+        abstract = nnx.eval_shape(model_factory(self.reference_checkpoint()))
+        return nnx.split(abstract, nnx.Param)[0]

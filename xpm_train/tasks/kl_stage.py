@@ -8,18 +8,20 @@ from experimaestro import Param, field
 
 from xpm_train.data.datasets import TextDataset
 from xpm_train.objectives import KL_DIRECTIONS
-from xpm_train.tasks.finetune import FinetuneTask
-from xpm_train.tasks.trainer import check_errors
+from xpm_train.registry import register
+from xpm_train.tasks.finetune import ReferenceTask
+from xpm_train.validation import Problems
 
 if TYPE_CHECKING:
     from xpm_train.data.blocks import BlockData
     from xpm_train.objectives.base import Objective
 
 
-class KLStage(FinetuneTask):
+@register("stage", "kl")
+class KLStage(ReferenceTask):
     """Continue training ``init`` on ``dataset`` with ``loss = CE + beta * KL(., reference)``."""
 
-    stage_name = "kl"
+    key_metrics = ("ce", "kl")
 
     dataset: Param[TextDataset]
     """The new data"""
@@ -28,13 +30,15 @@ class KLStage(FinetuneTask):
     direction: Param[str] = field(default="forward")
     """forward: KL(reference || policy); reverse: KL(policy || reference)"""
 
-    def stage_errors(self) -> list[str]:
-        errors = super().stage_errors()
+    def validate_stage(self, problems: Problems) -> None:
+        super().validate_stage(problems)
         if self.direction not in KL_DIRECTIONS:
-            errors.append(f"direction={self.direction!r} is not one of {', '.join(KL_DIRECTIONS)}")
+            problems.add(
+                "direction", f"{self.direction!r} is not one of {', '.join(KL_DIRECTIONS)}"
+            )
         if self.beta < 0:
-            errors.append(f"beta={self.beta} must be >= 0")
-        return errors + check_errors(self.dataset.check)
+            problems.add("beta", f"{self.beta} must be >= 0")
+        problems.validate("dataset", self.dataset)
 
     def training_data(self) -> TextDataset:
         return self.dataset

@@ -5,26 +5,29 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from experimaestro import Param
+from experimaestro import Param, field
 
 from xpm_train.data.datasets import TextDataset
-from xpm_train.data.tokenizers import Tokenizer
-from xpm_train.models.config import ModelConfig
-from xpm_train.tasks.trainer import ConfigError, TrainerTask, check_errors
+from xpm_train.data.tokenizers import ByteTokenizer, Tokenizer
+from xpm_train.models.config import ModelConfig, TransformerConfig
+from xpm_train.registry import register
+from xpm_train.tasks.trainer import TrainerTask
+from xpm_train.validation import ConfigError, Problems
 
 if TYPE_CHECKING:
     from xpm_train.data.blocks import BlockData
     from xpm_train.training.loop import Stage
 
 
+@register("stage", "pretrain")
 class Pretrain(TrainerTask):
-    """Train a language model from scratch on a text dataset."""
+    """Train a language model from scratch on a text dataset (next-token prediction)."""
 
-    stage_name = "pretrain"
-
-    model: Param[ModelConfig]
-    tokenizer: Param[Tokenizer]
+    model: Param[ModelConfig] = field(default=TransformerConfig.C())
+    """The architecture, initialised from scratch"""
+    tokenizer: Param[Tokenizer] = field(default=ByteTokenizer.C())
     dataset: Param[TextDataset]
+    """The training text (a held-out part is kept for evaluation)"""
     steps: Param[int | None]
     """Number of optimizer steps (or give tokens)"""
     tokens: Param[int | None]
@@ -32,7 +35,7 @@ class Pretrain(TrainerTask):
 
     def total_steps(self) -> int:
         if (self.steps is None) == (self.tokens is None):
-            raise ConfigError("give exactly one of steps and tokens")
+            raise ConfigError([("steps", "give exactly one of steps and tokens")])
         if self.steps is not None:
             return self.steps
         return math.ceil(self.tokens / (self.batch_size * self.seq_len))
@@ -40,15 +43,9 @@ class Pretrain(TrainerTask):
     def model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:
         return self.model, self.tokenizer
 
-    def stage_errors(self) -> list[str]:
-        errors = []
-        if self.seq_len < 1:
-            errors.append(f"seq_len={self.seq_len} must be >= 1")
-        if self.seq_len > self.model.max_seq_len:
-            errors.append(
-                f"seq_len={self.seq_len} exceeds the model's max_seq_len={self.model.max_seq_len}"
-            )
-        return errors + check_errors(self.model.check, self.dataset.check)
+    def validate_stage(self, problems: Problems) -> None:
+        problems.validate("model", self.model)
+        problems.validate("dataset", self.dataset)
 
     def training_data(self) -> TextDataset:
         return self.dataset

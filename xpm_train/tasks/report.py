@@ -55,8 +55,12 @@ class Report(Task):
     plots (training curves, held-out loss and accuracy bars)."""
 
     evaluations: Param[dict[str, Evaluate]]
-    """Stage name -> the evaluation of its checkpoint (in pipeline order)"""
+    """Stage job label -> the evaluation of its checkpoint (in graph order)"""
     title: Meta[str] = field(default="xpm-train report")
+    stage_kinds: Meta[dict[str, str]] = field(default_factory=dict)
+    """Stage job label -> its stage kind (whose key metrics the report shows)"""
+    points: Meta[dict[str, dict[str, str]]] = field(default_factory=dict)
+    """Stage job label -> the swept values that made it (empty without sweeps)"""
 
     report_path: Meta[Path] = field(default_factory=PathGenerator("report.md"))
 

@@ -1,12 +1,15 @@
 """What every training stage shares: optimisation parameters, the loop, the checkpoint output.
 
-A stage subclass adds its own typed parameters (data, objective settings) and says how to
-build its :class:`~xpm_train.training.loop.Stage`; nothing here is ignored by any stage.
+A stage is one module of this package: a subclass registered with
+``@register("stage", "<kind>")`` that adds its own typed parameters (data, objective settings),
+its key metrics, and how to build its :class:`~xpm_train.training.loop.Stage`. The YAML
+``stages:`` section, the plan, the report and the monitor read everything else from the class
+(docs/adding-a-stage.md). Nothing declared here is ignored by any stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -14,19 +17,20 @@ from experimaestro import Meta, Param, PathGenerator, ResumableTask, field
 
 from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
-from xpm_train.optim.optimizers import Optimizer
-from xpm_train.optim.schedules import Schedule
+from xpm_train.optim.optimizers import AdamW, Optimizer
+from xpm_train.optim.schedules import Cosine, Schedule
 from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
 from xpm_train.tracking.loggers import MetricsLogger
+from xpm_train.validation import ConfigError, Problems
 
 if TYPE_CHECKING:
-    from xpm_train.training.loop import Stage, StageData
+    from xpm_train.training.loop import LoopSettings, Stage, StageData
 
 
 class StageDataSource(Protocol):
-    """A stage data class built from a dataset (BlockData, PairData)."""
+    """A stage data class built from a dataset (BlockData, PairData, CompletionData)."""
 
     @classmethod
     def from_dataset(
@@ -41,48 +45,44 @@ class StageDataSource(Protocol):
     ) -> StageData: ...
 
 
-class ConfigError(ValueError):
-    """Inconsistent task parameters, found before the job is submitted."""
-
-
-def check_errors(*checks: Callable[[], Any]) -> list[str]:
-    """The messages of the ValueErrors raised by ``checks``."""
-    errors = []
-    for check in checks:
-        try:
-            check()
-        except ValueError as error:
-            errors.append(str(error))
-    return errors
+#: The loop settings that are not a task parameter of the same name.
+_COMPUTED_SETTINGS = ("total_steps",)
 
 
 class TrainerTask(JobEnvironment, ResumableTask):
     """Base of the training stages. Resumable: a job killed or timed out restarts from its
     latest checkpoint and ends with the parameters of an uninterrupted run."""
 
-    stage_name: ClassVar[str] = "trainer"
+    #: Metrics of this stage shown next to the loss (report, plots, monitor, job summary).
+    key_metrics: ClassVar[tuple[str, ...]] = ()
 
-    optimizer: Param[Optimizer]
-    schedule: Param[Schedule]
-    batch_size: Param[int]
+    optimizer: Param[Optimizer] = field(default=AdamW.C())
+    schedule: Param[Schedule] = field(default=Cosine.C())
+    batch_size: Param[int] = field(default=32)
     """Examples per optimizer step (global batch)"""
-    micro_batch_size: Param[int]
+    micro_batch_size: Param[int] = field(default=32)
     """Examples per device in one forward/backward pass (gradients accumulate over the rest)"""
-    seq_len: Param[int]
-    """Tokens per training sequence (for preference pairs: prompt + completion)"""
+    seq_len: Param[int] = field(default=64)
+    """Tokens per training sequence (for pairs: prompt + completion)"""
     eval_fraction: Param[float] = field(default=0.05)
     """Fraction of the data held out for evaluation"""
     eval_interval: Param[int] = field(default=100)
+    """Steps between two held-out evaluations"""
     eval_batches: Param[int] = field(default=8)
     """At most this many held-out batches per evaluation"""
     seed: Param[int] = field(default=0)
+    """Seed of the initialisation, the data order and the held-out split"""
 
     log_interval: Meta[int] = field(default=10)
+    """Steps between two logged lines and metrics records"""
     checkpoint_interval: Meta[int] = field(default=100)
+    """Steps between two checkpoints"""
     keep_checkpoints: Meta[int] = field(default=2)
     """Checkpoints kept (the latest ones; the final one is always among them)"""
     model_parallel: Meta[int] = field(default=1)
+    """Devices per model replica (the mesh's model axis)"""
     prefetch: Meta[int] = field(default=2)
+    """Batches prepared ahead of the device by a background thread"""
     time_limit_margin: Meta[float] = field(default=30.0)
     """Under a time limit (SLURM), stop with a checkpoint when fewer seconds than this (plus two
     steps and one checkpoint) are left; experimaestro then resubmits the job, which resumes"""
@@ -93,6 +93,10 @@ class TrainerTask(JobEnvironment, ResumableTask):
     metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
     result_path: Meta[Path] = field(default_factory=PathGenerator("result.json"))
 
+    @property
+    def stage_name(self) -> str:
+        return getattr(type(self), "registered_name", type(self).__name__.lower())
+
     def total_steps(self) -> int:
         raise NotImplementedError
 
@@ -100,16 +104,12 @@ class TrainerTask(JobEnvironment, ResumableTask):
         """The configuration of the trained model and its tokenizer."""
         raise NotImplementedError
 
-    def stage_errors(self) -> list[str]:
-        """Problems with the stage's own parameters (cross-field checks)."""
-        return []
-
     def training_data(self) -> Any:
         """The dataset Config the stage trains on."""
         raise NotImplementedError
 
     def data_loader(self) -> type[StageDataSource]:
-        """The class turning ``training_data()`` into batches (BlockData, PairData)."""
+        """The class turning ``training_data()`` into batches (BlockData, PairData, ...)."""
         raise NotImplementedError
 
     def stage_data(self) -> StageData:
@@ -128,33 +128,53 @@ class TrainerTask(JobEnvironment, ResumableTask):
         """The stage's model, objective and data (in the job process)."""
         raise NotImplementedError
 
-    def check(self) -> None:
-        """Cross-field checks that experimaestro cannot do; call before submitting."""
-        errors = []
+    def validate_stage(self, problems: Problems) -> None:
+        """The stage's own checks (a subclass adds its problems, key by key)."""
+
+    def __validate__(self) -> None:
+        """Every problem of the parameters, each under its parameter's name."""
+        problems = Problems()
+        total = 0
         try:
             total = self.total_steps()
         except ConfigError as error:
-            raise ConfigError(f"{self.stage_name}: {error}") from None
+            problems.found += error.problems
         for key in (
             "batch_size",
             "micro_batch_size",
+            "seq_len",
             "eval_interval",
             "log_interval",
             "checkpoint_interval",
         ):
             if getattr(self, key) < 1:
-                errors.append(f"{key}={getattr(self, key)} must be >= 1")
-        if total < 1:
-            errors.append(f"the run has {total} steps; it needs at least 1")
+                problems.add(key, f"{getattr(self, key)} must be >= 1")
+        if total < 1 and not problems.found:
+            problems.add("steps", f"the run has {total} steps; it needs at least 1")
         if self.micro_batch_size > 0 and self.batch_size % self.micro_batch_size:
-            errors.append(
-                f"batch_size={self.batch_size} is not divisible by "
-                f"micro_batch_size={self.micro_batch_size}"
+            problems.add(
+                "batch_size",
+                f"{self.batch_size} is not divisible by micro_batch_size={self.micro_batch_size}",
             )
-        errors += check_errors(lambda: self.schedule.check(total))
-        errors += self.stage_errors()
-        if errors:
-            raise ConfigError(f"{self.stage_name}: " + "; ".join(errors))
+        if not 0.0 <= self.eval_fraction < 1.0:
+            problems.add("eval_fraction", f"{self.eval_fraction} must be in [0, 1)")
+        max_len = self.model_and_tokenizer()[0].max_seq_len
+        if self.seq_len > max_len:
+            problems.add("seq_len", f"{self.seq_len} exceeds the model's max_seq_len={max_len}")
+        if total >= 1:
+            problems.call("schedule", lambda: self.schedule.validate_steps(total))
+        if self.logger is not None:
+            problems.validate("logger", self.logger)
+        self.validate_stage(problems)
+        problems.raise_any()
+
+    def loop_settings(self) -> LoopSettings:
+        """The loop's settings: the task's parameters of the same names."""
+        from xpm_train.training.loop import LoopSettings
+
+        names = [f.name for f in dataclasses.fields(LoopSettings)]
+        values = {name: getattr(self, name) for name in names if name not in _COMPUTED_SETTINGS}
+        return LoopSettings(total_steps=self.total_steps(), **values)
 
     def checkpoint_output(self) -> Checkpoint:
         model, tokenizer = self.model_and_tokenizer()
@@ -168,7 +188,7 @@ class TrainerTask(JobEnvironment, ResumableTask):
 
     def planned_output(self) -> Checkpoint:
         """A stand-in for the checkpoint this task will write, with no paths: lets the stages
-        that take it run their planning checks before anything is submitted."""
+        that take it be validated before anything is submitted."""
         model, tokenizer = self.model_and_tokenizer()
         return Checkpoint.C(
             model=model, tokenizer=tokenizer, path=Path(), step=self.total_steps(), metrics=None
@@ -189,27 +209,16 @@ class TrainerTask(JobEnvironment, ResumableTask):
 
         print(configure_job(Path(self.checkpoints).parent).describe(), flush=True)
         from xpm_train.tracking.session import training_session
-        from xpm_train.training.loop import LoopSettings, RunPaths, train
+        from xpm_train.training.loop import RunPaths, train
         from xpm_train.training.time_limit import TimeLimit
+        from xpm_train.validation import validate
 
-        self.check()
-        settings = LoopSettings(
-            total_steps=self.total_steps(),
-            batch_size=self.batch_size,
-            micro_batch_size=self.micro_batch_size,
-            seed=self.seed,
-            eval_interval=self.eval_interval,
-            log_interval=self.log_interval,
-            checkpoint_interval=self.checkpoint_interval,
-            keep_checkpoints=self.keep_checkpoints,
-            model_parallel=self.model_parallel,
-            prefetch=self.prefetch,
-        )
+        validate(self)
         paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path)
         with training_session(self.stage_name, self.metrics_path, self.logger) as session:
             result = train(
                 self.build_stage(),
-                settings,
+                self.loop_settings(),
                 paths,
                 on_progress=report_progress,
                 on_metrics=session.log,

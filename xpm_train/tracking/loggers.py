@@ -18,6 +18,7 @@ from experimaestro import Config, Param
 from experimaestro import field as xpm_field
 
 from xpm_train.registry import build, register
+from xpm_train.validation import validate
 
 #: wandb modes accepted by ``mode`` (``None``: the ``WANDB_MODE`` variable, else offline).
 WANDB_MODES = ("offline", "online", "disabled")
@@ -65,7 +66,7 @@ class NullRun:
 class MetricsLogger(Config):
     """Base of the logger components."""
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         """Raise ValueError on inconsistent parameters (at planning time)."""
 
     def open(self, job: JobInfo) -> LoggerRun:
@@ -103,7 +104,7 @@ class WandbLogger(MetricsLogger):
     tags: Param[list[str] | None]
     """Run tags, besides the stage name"""
 
-    def check(self) -> None:
+    def __validate__(self) -> None:
         if self.mode is not None and self.mode not in WANDB_MODES:
             raise ValueError(
                 f"wandb logger: mode={self.mode!r} is not one of {', '.join(WANDB_MODES)}"
@@ -136,7 +137,7 @@ def build_logger(spec: Mapping[str, Any] | MetricsLogger, where: str) -> Metrics
     logger = build("logger", spec, where=where)
     assert isinstance(logger, MetricsLogger)
     try:
-        logger.check()
+        validate(logger)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     if isinstance(logger, WandbLogger) and logger.group is None:

@@ -11,15 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xpm_train.reporting.plots import JOB_CURVES, KEY_METRICS
+from xpm_train.reporting.plots import JOB_CURVES, key_metrics
 from xpm_train.tracking.loggers import JobInfo, LoggerRun, MetricsLogger, NullRun
 from xpm_train.training.metrics import read_metrics
 from xpm_train.training.result import TrainResult
 
-#: Final metrics named in the summary paragraph (all of them are in ``result.json``).
-SUMMARY_METRICS = ("loss", "eval/loss", "eval/perplexity") + tuple(
-    key for name in KEY_METRICS for key in (name, f"eval/{name}")
-)
+
+def summary_metrics() -> tuple[str, ...]:
+    """Final metrics named in the summary paragraph (all of them are in ``result.json``)."""
+    stage_metrics = (key for name in key_metrics() for key in (name, f"eval/{name}"))
+    return ("loss", "eval/loss", "eval/perplexity", *stage_metrics)
 
 
 def job_config(params: Path) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def summary_paragraph(
 ) -> str:
     """The paragraph a training job prints when it ends: final metrics, final checkpoint,
     wall time, and where its metrics, curves and logged run are."""
-    shown = [key for key in SUMMARY_METRICS if key in result.metrics]
+    shown = [key for key in summary_metrics() if key in result.metrics]
     metrics = ", ".join(f"{key} {result.metrics[key]:.4g}" for key in shown)
     throughput = result.metrics.get("tokens_per_s")
     speed = f" ({throughput:,.0f} tokens/s at the end)" if throughput else ""

@@ -126,7 +126,7 @@ class _Trainer:
         self.mesh = make_mesh(settings.model_parallel)
         self.accum = accumulation_steps(settings, data_parallel_size(self.mesh))
         self.definition = model_def(stage.make_model, self.mesh)
-        stage.schedule.check(settings.total_steps)
+        stage.schedule.validate_steps(settings.total_steps)
         self.learning_rate = stage.schedule.build(settings.total_steps)
         self.tx = stage.optimizer.build(self.learning_rate)
         self.shardings = state_shardings(self.definition, self.tx, self.mesh)

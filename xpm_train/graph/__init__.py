@@ -1,0 +1,1 @@
+"""Experiment graphs from YAML: named stages, their upstream checkpoints, sweeps (docs/yaml.md)."""

@@ -1,0 +1,180 @@
+"""The experiment graph: named stage sections, ordered by their upstream references, each
+built once per point of the grid (sweeps) and per instance of its upstream stages."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from xpm_train.graph.sections import (
+    KIND,
+    LAUNCHER,
+    build_stage,
+    parameters,
+    stage_class,
+    stage_references,
+    unknown_parameter,
+)
+from xpm_train.graph.sweeps import grid, point_label, substituted, swept_values
+from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.trainer import TrainerTask
+from xpm_train.validation import Problems
+
+#: What turns a built task into its checkpoint output: ``task.planned_output()`` when
+#: planning, ``task.submit(...)`` when running (it gets the stage's name too).
+Materialise = Callable[[TrainerTask, str], Checkpoint]
+
+
+@dataclass
+class StageInstance:
+    """One job of a stage: the task built for one grid point."""
+
+    stage: str
+    """The stage's name in the YAML"""
+    point: dict[str, Any]
+    """The swept values that made it, upstream ones included: ``{"pretrain.schedule.lr": ..}``"""
+    task: TrainerTask
+    output: Checkpoint
+
+    @property
+    def label(self) -> str:
+        return point_label(self.stage, self.point)
+
+    @property
+    def kind(self) -> str:
+        return type(self.task).registered_name  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Chosen:
+    """The upstream instances one downstream instance is built from."""
+
+    instances: dict[str, StageInstance]
+    all_names: list[str] = field(default_factory=list)
+
+    def checkpoint(self, stage: str) -> Checkpoint:
+        return self.instances[stage].output
+
+    def task(self, stage: str) -> TrainerTask:
+        return self.instances[stage].task
+
+    def names(self) -> list[str]:
+        return self.all_names
+
+
+def _compatible(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The union of points that agree on the keys they share, else None."""
+    merged: dict[str, Any] = {}
+    for point in points:
+        for key, value in point.items():
+            if key in merged and merged[key] != value:
+                return None
+            merged[key] = value
+    return merged
+
+
+class StageGraph:
+    """The ``stages:`` mapping of an experiment file."""
+
+    def __init__(self, stages: Mapping[str, Any]) -> None:
+        # A stage set to null (e.g. ``-c stages.dpo=null``) is left out of an imported graph.
+        self.sections = {name: section for name, section in stages.items() if section is not None}
+
+    def order(self, problems: Problems) -> list[str]:
+        """The stages, each after the ones it references; problems for unknown references and
+        cycles (the stages involved are left out)."""
+        references: dict[str, dict[str, str]] = {}
+        for name, section in self.sections.items():
+            local = Problems()
+            cls = stage_class(section, local)
+            problems.found += [(f"{name}.{key}".rstrip("."), m) for key, m in local.found]
+            if cls is not None:
+                references[name] = stage_references(cls, section)
+                known = list(parameters(cls))
+                for key in section:
+                    if key not in (*known, KIND, LAUNCHER):
+                        what = f"stage kind {section[KIND]!r}"
+                        problems.add(f"{name}.{key}", unknown_parameter(key, known, what))
+        ordered: list[str] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, path: list[str]) -> bool:
+            if state.get(name) == "done":
+                return True
+            if state.get(name) == "visiting":
+                return False
+            state[name] = "visiting"
+            fine = True
+            for key, upstream in references[name].items():
+                if upstream == name or upstream in path:
+                    cycle = " -> ".join([*path[path.index(upstream) :], name, upstream])
+                    problems.add(f"{name}.{key}", f"the stages form a cycle: {cycle}")
+                    fine = False
+                elif upstream not in references:
+                    if upstream not in self.sections:
+                        known = ", ".join(sorted(self.sections))
+                        problems.add(
+                            f"{name}.{key}", f"unknown stage {upstream!r}; the stages are: {known}"
+                        )
+                    fine = False
+                elif not visit(upstream, [*path, name]):
+                    fine = False
+            state[name] = "done" if fine else "failed"
+            if fine:
+                ordered.append(name)
+            return fine
+
+        for name in references:
+            visit(name, [])
+        return ordered
+
+    def references(self, name: str) -> list[str]:
+        cls = stage_class(self.sections[name], Problems())
+        assert cls is not None
+        return sorted(set(stage_references(cls, self.sections[name]).values()))
+
+    def launcher(self, name: str) -> Any:
+        return self.sections[name].get(LAUNCHER)
+
+    def sweeps(self, problems: Problems) -> dict[str, dict[str, list[Any]]]:
+        """Every stage's swept values, ``{stage: {key: values}}``."""
+        found = {}
+        for name, section in self.sections.items():
+            local = Problems()
+            found[name] = swept_values(section, local)
+            problems.found += [(f"{name}.{key}", m) for key, m in local.found]
+        return found
+
+    def instances(self, materialise: Materialise, problems: Problems) -> list[StageInstance]:
+        """Every job of every stage, in an order where upstream jobs come first. Problems are
+        keyed by ``<stage>.<parameter>``; a stage with problems has no instance."""
+        order = self.order(problems)
+        sweeps = self.sweeps(problems)
+        built: dict[str, list[StageInstance]] = {}
+        names = list(self.sections)
+        for name in order:
+            cls = stage_class(self.sections[name], Problems())
+            assert cls is not None
+            upstream = self.references(name)
+            built[name] = []
+            own_points = grid(sweeps[name])
+            for combination in itertools.product(*(built[u] for u in upstream)):
+                merged = _compatible([instance.point for instance in combination])
+                if merged is None:
+                    continue
+                chosen = _Chosen(dict(zip(upstream, combination, strict=True)), names)
+                for own in own_points:
+                    point = {**merged, **{f"{name}.{key}": v for key, v in own.items()}}
+                    section = substituted(self.sections[name], own)
+                    local = Problems()
+                    task = build_stage(cls, section, chosen, local)
+                    for key, message in local.found:
+                        entry = (f"{name}.{key}".rstrip("."), message)
+                        if entry not in problems.found:
+                            problems.add(*entry)
+                    if task is not None:
+                        output = materialise(task, name)
+                        built[name].append(StageInstance(name, point, task, output))
+        return [instance for name in order for instance in built[name]]

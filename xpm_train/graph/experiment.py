@@ -1,0 +1,139 @@
+"""An experiment from its YAML: the stage graph's jobs, an evaluation of every checkpoint on
+the held-out part of every text dataset of the graph, and a report (docs/yaml.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from experimaestro.utils.config import validate_attrs
+
+from xpm_train.data.datasets import TextDataset
+from xpm_train.graph.dag import Materialise, StageGraph, StageInstance
+from xpm_train.graph.sections import convert_value, parameters
+from xpm_train.graph.sweeps import format_value
+from xpm_train.launchers.config import LauncherBlock, LauncherChoice
+from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
+from xpm_train.tasks.report import Report
+from xpm_train.validation import Problems
+
+#: The parameters of an evaluation that the graph sets (every other one is in ``evaluation:``).
+SET_BY_THE_GRAPH = ("checkpoint", "datasets")
+
+
+@dataclass
+class PlannedExperiment:
+    """Every job of an experiment, built (and submitted, when running)."""
+
+    instances: list[StageInstance]
+    evaluations: dict[str, Evaluate]
+    report: Report | None
+    """None when only validated"""
+
+    @property
+    def tasks(self) -> list[Any]:
+        tasks = [i.task for i in self.instances] + list(self.evaluations.values())
+        return tasks + ([self.report] if self.report is not None else [])
+
+    def sweeps(self) -> dict[str, list[str]]:
+        """Each swept key and its values, in the order of the grid."""
+        found: dict[str, list[str]] = {}
+        for instance in self.instances:
+            for key, value in instance.point.items():
+                values = found.setdefault(key, [])
+                if format_value(value) not in values:
+                    values.append(format_value(value))
+        return found
+
+
+def held_out_splits(instances: list[StageInstance]) -> dict[str, HeldOutSplit]:
+    """The held-out part of each text dataset the stages train on, named by the stage that
+    holds it out (and its grid point when the stage's instances differ in their data)."""
+    splits: dict[str, HeldOutSplit] = {}
+    seen: set[bytes] = set()
+    for instance in instances:
+        data = instance.task.training_data()
+        if not isinstance(data, TextDataset):
+            continue
+        task = instance.task
+        split = HeldOutSplit.C(dataset=data, eval_fraction=task.eval_fraction, seed=task.seed)
+        identity = split.__xpm__.identifier.all
+        if identity in seen:
+            continue
+        seen.add(identity)
+        splits[instance.stage if instance.stage not in splits else instance.label] = split
+    return splits
+
+
+def evaluation_parameters(section: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    """The ``evaluation:`` section's values, checked against Evaluate's own parameters."""
+    arguments = {k: a for k, a in parameters(Evaluate).items() if k not in SET_BY_THE_GRAPH}
+    values = {}
+    for key, value in section.items():
+        if key not in arguments:
+            known = ", ".join(sorted(arguments))
+            problems.add(key, f"unknown parameter of the evaluations; they are: {known}")
+        else:
+            values[key] = convert_value(arguments[key], value, key, problems)
+    return values
+
+
+def stage_launcher(value: Any) -> LauncherChoice:
+    """A stage section's ``launcher`` value as the launcher section's types read it."""
+    if isinstance(value, Mapping):
+        return validate_attrs(LauncherBlock, dict(value))
+    return value
+
+
+def plan_experiment(
+    stages: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    title: str,
+    materialise: Materialise,
+    submit: Callable[[Any, str], Any] | None = None,
+) -> tuple[PlannedExperiment | None, list[tuple[str, str]]]:
+    """Build every job; ``submit(task, launcher key)`` submits evaluations and the report
+    (None: only build). Returns the experiment (None on problems) and the problems, keyed
+    by their YAML path."""
+    problems = Problems()
+    instances = StageGraph(stages).instances(materialise, problems)
+    found = [(f"stages.{key}", message) for key, message in problems.found]
+    local = Problems()
+    settings = evaluation_parameters(evaluation, local)
+    found += [(f"evaluation.{key}", message) for key, message in local.found]
+    if found:
+        return None, found
+    splits = held_out_splits(instances)
+    evaluations: dict[str, Evaluate] = {}
+    for instance in instances:
+        task = Evaluate.C(checkpoint=instance.output, datasets=splits, **settings)
+        local = Problems()
+        local.validate("", task)
+        found += [(f"evaluation.{key}".rstrip("."), m) for key, m in local.found]
+        evaluations[instance.label] = task
+    if found:
+        return None, list(dict.fromkeys(found))
+    if submit is None:  # validated: a report cannot take evaluations that are not submitted
+        return PlannedExperiment(instances, evaluations, None), []
+    outputs = {label: submit(task, "evaluation") for label, task in evaluations.items()}
+    report = Report.C(
+        evaluations=outputs,
+        title=title,
+        stage_kinds={i.label: i.kind for i in instances},
+        points={i.label: {k: format_value(v) for k, v in i.point.items()} for i in instances},
+    )
+    submit(report, "report")
+    return PlannedExperiment(instances, evaluations, report), []
+
+
+def validate_experiment(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every problem of an experiment's ``stages:`` and ``evaluation:`` sections, built with
+    stand-ins for the checkpoints (nothing is submitted)."""
+    _, problems = plan_experiment(
+        values.get("stages") or {},
+        values.get("evaluation") or {},
+        "",
+        lambda task, _: task.planned_output(),
+    )
+    return problems

@@ -1,0 +1,59 @@
+"""Running an experiment file: check, submit the graph's jobs, write the plan, wait, report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from experimaestro.experiments import ExperimentHelper
+
+from xpm_train.graph.dag import StageGraph
+from xpm_train.graph.experiment import plan_experiment, stage_launcher, validate_experiment
+from xpm_train.launchers import planned_launchers
+from xpm_train.launchers.config import LauncherBlock, LauncherSection
+from xpm_train.planning.failures import raise_on_failed_jobs
+from xpm_train.planning.hook import PlanningError
+from xpm_train.planning.plan import write_plan
+from xpm_train.planning.sources import Sources
+from xpm_train.planning.strict import validate_section
+
+
+def validate_values(values: Mapping[str, Any], sources: Sources) -> list[str]:
+    """The graph's problems, each with the file or override that set its key (the strict
+    hook's second pass, once keys and types are right)."""
+    errors = []
+    for name, section in (values.get("stages") or {}).items():
+        launcher = section.get("launcher") if isinstance(section, Mapping) else None
+        if isinstance(launcher, Mapping):
+            errors += validate_section(LauncherBlock, launcher, f"stages.{name}.launcher", sources)
+    if errors:
+        return errors
+    problems = validate_experiment(values)
+    return [f"{key}: {message} (from {sources.origin(key)})" for key, message in problems]
+
+
+def run_experiment(
+    helper: ExperimentHelper,
+    stages: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    launcher: LauncherSection,
+    title: str,
+) -> None:
+    """Submit every job of the experiment, write its plan, wait, and fail if a job failed."""
+    problems = validate_experiment({"stages": stages, "evaluation": evaluation})
+    if problems:
+        listed = "; ".join(f"{key}: {message}" for key, message in problems)
+        raise PlanningError(f"{listed}. Nothing was submitted.")
+    graph = StageGraph(stages)
+    own = {name: stage_launcher(graph.launcher(name)) for name in graph.sections}
+    launchers = planned_launchers(launcher, own, helper.xp.run_mode)
+
+    def submit(task: Any, name: str) -> Any:
+        return task.submit(**launchers.submit_options(name))
+
+    planned, _ = plan_experiment(stages, evaluation, title, submit, submit)
+    assert planned is not None and planned.report is not None
+    write_plan(helper.xp, planned.tasks, planned.sweeps())
+    helper.xp.wait()
+    raise_on_failed_jobs(helper.xp)
+    print(f"Report: {planned.report.report_path}", flush=True)

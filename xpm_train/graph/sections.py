@@ -1,0 +1,237 @@
+"""One section of the YAML ``stages:`` mapping turned into its stage's Task.
+
+A section names its stage kind (``kind: dpo``); every other key is a parameter of that kind's
+registered Task, checked and converted with the Task's own declaration (no second list of
+parameters): a checkpoint parameter (``init``, ``reference``) takes the name of an upstream
+stage, a component parameter a ``{name: ..., ...}`` spec (or the name of a stage, whose
+training data it then is), any other parameter a value of its type. ``launcher`` says where
+the stage's jobs run (docs/slurm.md).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from experimaestro import Config
+from experimaestro.core.types import ObjectType
+
+from xpm_train.registry import component_kind, registered
+from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.trainer import TrainerTask
+from xpm_train.tracking.loggers import MetricsLogger, build_logger
+from xpm_train.validation import Problems
+
+#: Section keys that are not parameters of the stage's Task.
+KIND, LAUNCHER = "kind", "launcher"
+#: Parameters of a component that follow the stage whose training data it is given (so that
+#: this stage's held-out part stays unseen), and the stage parameter each one follows.
+SPLIT_PARAMETERS = {"eval_fraction": "eval_fraction", "split_seed": "seed"}
+
+
+class Upstream(Protocol):
+    """What a stage section may take from the stages built before it."""
+
+    def checkpoint(self, stage: str) -> Checkpoint: ...
+
+    def task(self, stage: str) -> TrainerTask: ...
+
+    def names(self) -> list[str]: ...
+
+
+def stage_kinds() -> dict[str, type[TrainerTask]]:
+    return registered("stage")  # type: ignore[return-value]
+
+
+def stage_class(section: Any, problems: Problems) -> type[TrainerTask] | None:
+    """The Task class the section's ``kind`` names (None, with a problem, if none)."""
+    kinds = stage_kinds()
+    if not isinstance(section, Mapping):
+        problems.add("", f"expected a mapping with a 'kind' key, got {section!r}")
+        return None
+    kind = section.get(KIND)
+    if kind not in kinds:
+        what = "missing" if kind is None else f"unknown stage kind {kind!r}"
+        problems.add(KIND, f"{what}; the stage kinds are: {', '.join(sorted(kinds))}")
+        return None
+    return kinds[kind]
+
+
+def parameters(cls: type[Config]) -> dict[str, Any]:
+    """The settable arguments of a Config class (generated paths left out)."""
+    return {
+        name: argument
+        for name, argument in cls.__getxpmtype__().arguments.items()
+        if not argument.generator
+    }
+
+
+def config_type(argument: Any) -> type | None:
+    """The Config class an argument holds, or None for a plain value."""
+    return argument.type.value_type if isinstance(argument.type, ObjectType) else None
+
+
+def is_checkpoint(argument: Any) -> bool:
+    base = config_type(argument)
+    return base is not None and issubclass(base, Checkpoint)
+
+
+def _type_name(argument: Any) -> str:
+    return str(argument.type).replace("Type(", "").replace(")", "")
+
+
+def unknown_parameter(key: str, known: list[str], what: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown parameter{hint} of {what}; its parameters are: {', '.join(sorted(known))}"
+
+
+def stage_references(cls: type[TrainerTask], section: Mapping[str, Any]) -> dict[str, str]:
+    """``{key: upstream stage}`` for every value of the section naming another stage: its
+    checkpoint parameters and the components given as a stage's training data."""
+    references = {}
+
+    def walk(config_class: type[Config], values: Mapping[str, Any], prefix: str) -> None:
+        arguments = parameters(config_class)
+        for key, value in values.items():
+            argument = arguments.get(key)
+            base = config_type(argument) if argument is not None else None
+            if base is None:
+                continue
+            if isinstance(value, str):
+                references[f"{prefix}{key}"] = value
+            elif isinstance(value, Mapping) and not is_checkpoint(argument):
+                kind = component_kind(base)
+                chosen = registered(kind).get(value.get("name")) if kind else None
+                if chosen is not None:
+                    walk(chosen, value, f"{prefix}{key}.")
+
+    walk(cls, {k: v for k, v in section.items() if k not in (KIND, LAUNCHER)}, "")
+    return references
+
+
+def build_stage(
+    cls: type[TrainerTask], section: Mapping[str, Any], upstream: Upstream, problems: Problems
+) -> TrainerTask | None:
+    """The stage's Task from a section without sweeps, validated; None if anything is wrong
+    (each problem added under its key)."""
+    values = {k: v for k, v in section.items() if k not in (KIND, LAUNCHER)}
+    built = _build_config(
+        cls, values, "", f"stage kind {cls.registered_name!r}", upstream, problems
+    )
+    if built is None:
+        return None
+    problems.validate("", built)
+    return None if problems.found else built  # type: ignore[return-value]
+
+
+def _build_config(
+    cls: type[Config],
+    values: Mapping[str, Any],
+    prefix: str,
+    what: str,
+    upstream: Upstream,
+    problems: Problems,
+) -> Config | None:
+    arguments = parameters(cls)
+    converted: dict[str, Any] = {}
+    before = len(problems.found)
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key == "name" and prefix:
+            continue
+        if key not in arguments:
+            problems.add(path, unknown_parameter(key, list(arguments), what))
+            continue
+        converted[key] = convert_value(arguments[key], value, path, problems, upstream)
+    for key, argument in arguments.items():
+        if argument.required and key not in values:
+            doc = f" ({argument.help})" if argument.help else ""
+            problems.add(f"{prefix}{key}", f"missing: {what} needs it{doc}")
+    if len(problems.found) > before:
+        return None
+    try:
+        return cls.C(**converted)
+    except (ValueError, TypeError, KeyError) as error:
+        problems.add(prefix.rstrip("."), str(error))
+        return None
+
+
+def convert_value(
+    argument: Any, value: Any, path: str, problems: Problems, upstream: Upstream | None = None
+) -> Any:
+    """A section's value for ``argument``, converted to its type (stage names resolved)."""
+    base = config_type(argument)
+    if value is None:
+        if argument.required:
+            problems.add(path, "is required and cannot be null")
+        return None
+    if base is None:
+        try:
+            return argument.validate(value)
+        except (ValueError, TypeError):
+            problems.add(path, f"{value!r} is not a valid {_type_name(argument)}")
+            return None
+    if upstream is None:
+        problems.add(path, f"expected a plain value, got {value!r}")
+        return None
+    if isinstance(value, str):
+        return _stage_value(base, value, path, upstream, problems)
+    if issubclass(base, Checkpoint):
+        problems.add(path, f"expected the name of an upstream stage, got {value!r}")
+        return None
+    if issubclass(base, MetricsLogger) and isinstance(value, Mapping):
+        try:
+            return build_logger(value, path)
+        except ValueError as error:
+            problems.add(path, str(error))
+            return None
+    return _component(base, value, path, upstream, problems)
+
+
+def _stage_value(base: type, name: str, path: str, upstream: Upstream, problems: Problems) -> Any:
+    if name not in upstream.names():
+        problems.add(
+            path, f"unknown stage {name!r}; the stages are: {', '.join(sorted(upstream.names()))}"
+        )
+        return None
+    if issubclass(base, Checkpoint):
+        return upstream.checkpoint(name)
+    data = upstream.task(name).training_data()
+    if not isinstance(data, base):
+        problems.add(
+            path, f"stage {name!r} trains on a {type(data).__name__}, not a {base.__name__}"
+        )
+        return None
+    return data
+
+
+def _component(
+    base: type, spec: Any, path: str, upstream: Upstream, problems: Problems
+) -> Config | None:
+    kind = component_kind(base)
+    choices = {
+        name: cls
+        for name, cls in (registered(kind) if kind else {}).items()
+        if issubclass(cls, base)
+    }
+    if not isinstance(spec, Mapping) or spec.get("name") not in choices:
+        got = spec.get("name") if isinstance(spec, Mapping) else spec
+        problems.add(
+            f"{path}.name" if isinstance(spec, Mapping) else path,
+            f"unknown {kind or base.__name__} {got!r}; available: {', '.join(sorted(choices))}",
+        )
+        return None
+    cls = choices[spec["name"]]
+    values = dict(spec)
+    arguments = parameters(cls)
+    for key, value in spec.items():
+        argument = arguments.get(key)
+        if isinstance(value, str) and argument is not None and config_type(argument) is not None:
+            if value in upstream.names():  # a stage's training data: follow its split
+                stage = upstream.task(value)
+                for own, stage_key in SPLIT_PARAMETERS.items():
+                    if own in arguments and own not in spec:
+                        values[own] = getattr(stage, stage_key)
+    return _build_config(cls, values, f"{path}.", f"{kind} {spec['name']!r}", upstream, problems)
