@@ -29,15 +29,18 @@ def experiment_file(folder: Path, text: str) -> str:
 
 
 def plan_of(stdout: str) -> list[dict]:
-    return yaml.safe_load(stdout.split("Plan (7 jobs):\n", 1)[1].split("\nReport: ")[0])
+    return yaml.safe_load(stdout.split("Plan (7 jobs):\n", 1)[1].split("\nJobs: ")[0])
 
 
 def test_show_merges_pre_imports_main_post_and_overrides_in_order(dirs, tmp_path):
     workdir, home = dirs
     pre = tmp_path / "pre.yaml"
-    pre.write_text("pretrain: {eval_fraction: 0.3, steps: 1}\nkl: {beta: 0.5}\ndpo: {steps: 1}\n")
+    pre.write_text(
+        "stages: {pretrain: {eval_fraction: 0.3, steps: 1}, kl: {beta: 0.5}, dpo: {steps: 1}}\n"
+        "evaluation: {seq_len: 16}\n"
+    )
     post = tmp_path / "post.yaml"
-    post.write_text("dpo: {steps: 7, beta: 0.3}\n")
+    post.write_text("stages: {dpo: {steps: 7, beta: 0.3}}\n")
     done = run_experiment(
         workdir,
         home,
@@ -47,19 +50,22 @@ def test_show_merges_pre_imports_main_post_and_overrides_in_order(dirs, tmp_path
         "--post-yaml",
         str(post),
         "-c",
-        "dpo.beta=0.2",
+        "stages.dpo.beta=0.2",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     merged = yaml.safe_load(done.stdout)
-    assert merged["pretrain"]["eval_fraction"] == 0.05  # imports (base.yaml) > pre
-    assert merged["pretrain"]["steps"] == 40  # main (tiny.yaml) > pre
-    assert merged["kl"]["beta"] == 1.0  # main > pre
-    assert merged["dpo"]["steps"] == 7  # post > main > pre
-    assert merged["dpo"]["beta"] == 0.2  # -c > post
+    stages = merged["stages"]
+    assert merged["evaluation"]["batch_size"] == 16  # main (tiny.yaml) > imports (base.yaml)
+    assert merged["evaluation"]["seq_len"] == 32  # main > imports > pre
+    assert stages["pretrain"]["eval_fraction"] == 0.3  # only pre sets it
+    assert stages["pretrain"]["steps"] == 40  # main (tiny.yaml) > pre
+    assert stages["kl"]["beta"] == 1.0  # main > pre
+    assert stages["dpo"]["steps"] == 7  # post > main > pre
+    assert stages["dpo"]["beta"] == 0.2  # -c > post
     lines = done.stdout.splitlines()
-    assert "  beta: 0.2  # -c dpo.beta=0.2" in lines
-    assert f"  steps: 7  # {post}" in lines
-    assert f"  eval_fraction: 0.05  # {PROJECT / 'yaml' / 'base.yaml'}" in lines
+    assert "    beta: 0.2  # -c stages.dpo.beta=0.2" in lines
+    assert f"    steps: 7  # {post}" in lines
+    assert f"  seq_len: 32  # {TINY}" in lines
     assert not (workdir / "jobs").exists()
 
 
@@ -71,13 +77,13 @@ def test_dry_run_prints_every_job_with_resolved_parameters(dirs):
         "--run-mode",
         "dry_run",
         "-c",
-        "dpo.beta=0.25",
+        "stages.dpo.beta=0.25",
         "-c",
-        "pretrain.dataset.operations=[+, -]",
+        "stages.pretrain.dataset.operations=[+, -]",
         "-c",
-        "kl.schedule={name: cosine, lr: 0.002, lr_warmup_steps: 2}",
+        "stages.kl.schedule={name: cosine, lr: 0.002, lr_warmup_steps: 2}",
         "-c",
-        "kl.direction=reverse",
+        "stages.kl.direction=reverse",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     jobs = {job["job"].split("/")[0].split(".")[-1]: job for job in plan_of(done.stdout)}
@@ -106,60 +112,81 @@ def jsonl(path: Path, *records: object) -> str:
 
 BAD_INPUTS = {
     "unknown key (-c)": (
-        ["-c", "dpo.bta=0.5"],
-        "dpo.bta: unknown key (from -c dpo.bta=0.5); did you mean 'dpo.beta'?",
+        ["-c", "stages.dpo.bta=0.5"],
+        "stages.dpo.bta: unknown parameter (did you mean 'beta'?) of stage kind 'dpo'",
     ),
     "unknown key (YAML)": (
-        "pretrian: {steps: 3}\n",
-        "pretrian: unknown key (from $xp); did you mean 'pretrain'?",
+        "stagse: {pretrain: {steps: 3}}\n",
+        "stagse: unknown key (from $xp); did you mean 'stages'?",
     ),
-    "wrong type": (["-c", "dpo.beta=abc"], "dpo.beta: expected float, got 'abc'"),
-    "not an allowed value": (
-        ["-c", "dpo.reference=ref"],
-        "dpo.reference: expected one of 'init', 'pretrain', got 'ref'",
+    "wrong type": (["-c", "stages.dpo.beta=abc"], "stages.dpo.beta: 'abc' is not a valid float"),
+    "unknown upstream stage": (
+        ["-c", "stages.dpo.reference=ref"],
+        "stages.dpo.reference: unknown stage 'ref'; the stages are: dpo, kl, pretrain "
+        "(from -c stages.dpo.reference=ref)",
+    ),
+    "a cycle": (
+        "stages: {pretrain: {kind: kl, init: dpo, dataset: {name: arithmetic}}}\n",
+        "the stages form a cycle: dpo -> kl -> pretrain -> dpo",
+    ),
+    "unknown stage kind": (
+        ["-c", "stages.extra={kind: orpo, init: dpo}"],
+        "stages.extra.kind: unknown stage kind 'orpo'; the stage kinds are: dpo, kl, pretrain",
+    ),
+    "a reference given to a kind that takes none": (
+        ["-c", "stages.pretrain.reference=kl"],
+        "stages.pretrain.reference: unknown parameter of stage kind 'pretrain'",
+    ),
+    "DPO without preferences": (
+        ["-c", "stages.dpo.preferences=null"],
+        "stages.dpo.preferences: is required and cannot be null",
     ),
     "unknown component": (
-        ["-c", "pretrain.model.name=gpt"],
-        "pretrain.model.name: unknown model 'gpt'; available: transformer",
+        ["-c", "stages.pretrain.model.name=gpt"],
+        "stages.pretrain.model.name: unknown model 'gpt'; available: transformer",
     ),
     "unknown component parameter": (
-        ["-c", "pretrain.schedule.warmup=3"],
-        "pretrain.schedule.warmup: unknown parameter of schedule 'cosine'",
+        ["-c", "stages.pretrain.schedule.warmup=3"],
+        "stages.pretrain.schedule.warmup: unknown parameter of schedule 'cosine'",
     ),
     "batch not divisible": (
-        ["-c", "pretrain.batch_size=10"],
-        "batch_size=10 is not divisible by micro_batch_size=4",
+        ["-c", "stages.pretrain.batch_size=10"],
+        "stages.pretrain.batch_size: 10 is not divisible by micro_batch_size=4",
     ),
     "sequence longer than the model": (
-        ["-c", "kl.seq_len=64"],
-        "kl: seq_len=64 must be in [1, the model's max_seq_len=32]",
+        ["-c", "stages.kl.seq_len=64"],
+        "stages.kl.seq_len: 64 exceeds the model's max_seq_len=32 (from -c stages.kl.seq_len=64)",
     ),
     "warmup longer than training": (
-        ["-c", "dpo.schedule.lr_warmup_steps=50"],
+        ["-c", "stages.dpo.schedule.lr_warmup_steps=50"],
         "lr_warmup_steps=50 is longer than the training (10 steps)",
     ),
     "missing dataset file": (
-        "kl: {dataset: {name: jsonl, path: /no/such/file.jsonl}}\n",
-        "jsonl dataset: file '/no/such/file.jsonl' does not exist",
+        "stages: {kl: {dataset: {name: jsonl, path: /no/such/file.jsonl}}}\n",
+        "stages.kl.dataset: jsonl dataset: file '/no/such/file.jsonl' does not exist (from $xp)",
     ),
     "empty dataset": (
-        "kl: {dataset: {name: jsonl, path: $empty}}\n",
+        "stages: {kl: {dataset: {name: jsonl, path: $empty}}}\n",
         "jsonl dataset: $empty holds no record",
     ),
     "malformed JSONL line": (
-        "kl: {dataset: {name: jsonl, path: $malformed}}\n",
+        "stages: {kl: {dataset: {name: jsonl, path: $malformed}}}\n",
         "$malformed:2: malformed JSON line",
     ),
     "preference without chosen": (
-        "dpo: {preferences: {name: jsonl, path: $no_chosen}}\n",
+        "stages: {dpo: {preferences: {name: jsonl, path: $no_chosen}}}\n",
         "$no_chosen:1: record has no string field 'chosen'",
     ),
-    "arithmetic preferences without arithmetic facts": (
-        "pretrain: {dataset: {name: jsonl, path: $text}}\n",
-        "'arithmetic' preferences are made from the pretraining facts, but pretrain.dataset is "
-        "not an arithmetic dataset",
+    "arithmetic preferences from a stage without arithmetic facts": (
+        "stages: {pretrain: {dataset: {name: jsonl, path: $text}}}\n",
+        "stages.dpo.preferences.facts: stage 'pretrain' trains on a 'jsonl' dataset, which is "
+        "not a ArithmeticDataset",
     ),
-    "bad override syntax": (["-c", "dpo.beta"], "-c 'dpo.beta': an override is written"),
+    "bad evaluation parameter": (
+        ["-c", "evaluation.max_batch=3"],
+        "evaluation.max_batch: unknown parameter of the evaluations",
+    ),
+    "bad override syntax": (["-c", "stages.dpo.beta"], "-c 'stages.dpo.beta': an override is"),
 }
 
 
@@ -178,7 +205,7 @@ def test_bad_input_fails_before_anything_is_submitted(case, dirs, tmp_path):
         done = run_experiment(workdir, home, yaml=names["xp"])
     else:
         done = run_experiment(workdir, home, *given)
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-3000:]
     message = " ".join(done.stderr.split())
     assert Template(expected).substitute(names) in message, done.stderr[-3000:]
     assert not (workdir / "jobs").exists()
@@ -189,8 +216,8 @@ def test_a_dataset_shorter_than_one_block_fails_its_job_and_the_command(dirs, tm
     short = jsonl(tmp_path / "short.jsonl", {"text": "1+1=2"}, {"text": "2+2=4"})
     xp = experiment_file(
         tmp_path,
-        f"pretrain: {{dataset: {{name: jsonl, path: {short}}}}}\n"
-        "dpo: {preferences: {name: arithmetic, facts: {name: arithmetic, n_examples: 50}}}\n",
+        f"stages: {{pretrain: {{dataset: {{name: jsonl, path: {short}}}}},\n"
+        "  dpo: {preferences: {name: arithmetic, facts: {name: arithmetic, n_examples: 50}}}}\n",
     )
     done = run_experiment(workdir, home, yaml=xp)
     assert done.returncode == 1

@@ -20,6 +20,25 @@ def monitor(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def stages(arguments: argparse.Namespace) -> int:
+    from xpm_train.graph.configure import stages_listing
+
+    print(stages_listing(), end="")
+    return 0
+
+
+def configure(arguments: argparse.Namespace) -> int:
+    from xpm_train.graph.configure import configure as configured
+
+    try:
+        text = configured(arguments.kinds, arguments.name)
+    except ValueError as error:
+        print(f"xpm-train configure: {error}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xpm-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +54,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
     )
     watch.set_defaults(handler=monitor)
+    listing = commands.add_parser(
+        "stages",
+        help="the registered stage kinds and components",
+        description="List the stage kinds (doc, upstream stages, key metrics) and every "
+        "component kind with its registered names.",
+    )
+    listing.set_defaults(handler=stages)
+    section = commands.add_parser(
+        "configure",
+        help="a YAML stage section with every parameter at its default",
+        description="Print a `stages:` section for each stage KIND with every parameter (its "
+        "default, type and doc), ready to paste into an experiment file; for a component kind "
+        "(e.g. schedule), the spec of one of its components.",
+    )
+    section.add_argument(
+        "kinds", nargs="+", metavar="KIND", help="stage kind(s) or a component kind"
+    )
+    section.add_argument(
+        "--name",
+        help="the stage's name in `stages:` (default: its kind); for a component kind, the "
+        "registered name (default: the first)",
+    )
+    section.set_defaults(handler=configure)
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)
 

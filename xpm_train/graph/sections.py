@@ -200,8 +200,11 @@ def _stage_value(base: type, name: str, path: str, upstream: Upstream, problems:
         return upstream.checkpoint(name)
     data = upstream.task(name).training_data()
     if not isinstance(data, base):
+        given = getattr(data, "registered_name", type(data).__name__)
         problems.add(
-            path, f"stage {name!r} trains on a {type(data).__name__}, not a {base.__name__}"
+            path,
+            f"stage {name!r} trains on a {given!r} {component_kind(type(data)) or 'dataset'}, "
+            f"which is not a {base.__name__}; give a spec of its own instead of a stage name",
         )
         return None
     return data

@@ -15,13 +15,16 @@ from typing import Any
 
 #: Task ids of this package start with this.
 TASK_PREFIX = "xpm_train."
-#: The short stage name of a task (its id's last part), where it differs.
-STAGE_NAMES = {"klstage": "kl"}
 
 
 def stage_of(task_id: str) -> str:
-    name = task_id.rsplit(".", 1)[-1]
-    return STAGE_NAMES.get(name, name)
+    """The stage kind of a training task's id (its registered name), else the id's last part."""
+    from xpm_train.registry import registered
+
+    kinds = {
+        str(cls.__getxpmtype__().identifier): name for name, cls in registered("stage").items()
+    }
+    return kinds.get(task_id, task_id.rsplit(".", 1)[-1])
 
 
 @dataclass

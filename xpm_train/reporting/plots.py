@@ -15,7 +15,7 @@ def key_metrics() -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for cls in stages for name in cls.key_metrics))
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +26,7 @@ def _pyplot() -> Any:
 
 def training_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     """One panel per stage: training loss, held-out loss, and the stage's key metrics."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(
         1, max(1, len(curves)), figsize=(5 * max(1, len(curves)), 3.6), squeeze=False
     )
@@ -53,7 +53,7 @@ def training_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path
 
 def metric_bars(values: dict[str, dict[str, float]], metric: str, path: Path) -> Path:
     """Grouped bars: for each dataset, one bar per stage (``values[stage][dataset]``)."""
-    plt = _pyplot()
+    plt = pyplot()
     stages = list(values)
     datasets = sorted({name for per_stage in values.values() for name in per_stage})
     width = 0.8 / max(1, len(stages))
@@ -102,7 +102,7 @@ def job_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
 def job_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """One training job's curves in one PNG: loss (training and held-out), learning rate,
     gradient norm and the stage's key metrics, one panel each."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = job_panels(records) or [("loss", [])]
     columns = min(2, len(panels))
     rows = -(-len(panels) // columns)

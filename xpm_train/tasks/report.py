@@ -64,8 +64,22 @@ class Report(Task):
 
     report_path: Meta[Path] = field(default_factory=PathGenerator("report.md"))
 
+    def key_metric_finals(self, curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """Each job's last held-out value of its stage kind's key metrics."""
+        from xpm_train.registry import registered
+
+        kinds = registered("stage")
+        finals = {}
+        for label, records in curves.items():
+            kind = kinds.get(self.stage_kinds.get(label, ""))
+            last = next((r for r in reversed(records) if r.get("kind") == "eval"), {})
+            names = kind.key_metrics if kind is not None else ()
+            finals[label] = {f"eval/{m}": last[f"eval/{m}"] for m in names if f"eval/{m}" in last}
+        return finals
+
     def execute(self) -> None:
         from xpm_train.reporting.plots import metric_bars, training_curves
+        from xpm_train.reporting.sweeps import sweep_section
         from xpm_train.tracking.report import embed_job_curves
         from xpm_train.training.metrics import read_metrics
 
@@ -79,7 +93,9 @@ class Report(Task):
             for stage, evaluation in self.evaluations.items()
             if evaluation.checkpoint.metrics is not None
         }
-        lines = [f"# {self.title}", ""] + evaluation_section(results) + training_section(curves)
+        lines = [f"# {self.title}", ""]
+        lines += sweep_section(results, self.points, self.key_metric_finals(curves), folder)
+        lines += evaluation_section(results) + training_section(curves)
         report_progress(0.5, f"plotting {len(results)} stages")
         lines += ["## Plots", "", "![training curves](training_curves.png)", ""]
         training_curves(curves, folder / "training_curves.png")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from xpm_train.reporting.plots import JOB_CURVES, job_curves
+from xpm_train.reporting.sweeps import file_name
 from xpm_train.training.metrics import read_metrics
 
 
@@ -17,7 +18,7 @@ def embed_job_curves(metrics: dict[str, Path | None], folder: Path) -> list[str]
     for stage, path in metrics.items():
         if path is None or not read_metrics(Path(path)):
             continue
-        target = Path(folder) / f"curves_{stage}.png"
+        target = Path(folder) / f"curves_{file_name(stage)}.png"
         source = Path(path).parent / JOB_CURVES
         if source.exists():
             shutil.copyfile(source, target)

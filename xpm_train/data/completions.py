@@ -1,0 +1,172 @@
+"""Prompt/completion datasets and their stage data (supervised fine-tuning, SFT).
+
+A dataset is a deterministic list of (prompt, completion) pairs; :class:`CompletionData` turns
+it into next-token-prediction batches whose mask scores the completion tokens only, so that the
+model learns to answer the prompts and not to write them (TRL's completion-only loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from experimaestro import Config, Param, field
+
+from xpm_train.data.datasets import (
+    ArithmeticDataset,
+    DatasetError,
+    read_jsonl,
+    readable_at_planning,
+)
+from xpm_train.data.loader import Batch, StepBatches, eval_batches
+from xpm_train.data.packing import split_documents
+from xpm_train.data.tokenizers import Tokenizer, encode_prompt
+from xpm_train.registry import register
+from xpm_train.validation import validate
+
+
+@dataclass(frozen=True)
+class Completion:
+    prompt: str
+    completion: str
+
+
+class CompletionDataset(Config):
+    """Base class: a deterministic list of (prompt, completion) pairs."""
+
+    def pairs(self) -> list[Completion]:
+        raise NotImplementedError
+
+    def __validate__(self) -> None:
+        """Cheap checks run at planning time."""
+
+
+@register("completions", "arithmetic")
+class ArithmeticCompletions(CompletionDataset):
+    """Arithmetic facts as prompt ``17+25=`` and completion ``42``.
+
+    Only the facts of the training split of ``facts`` (same ``eval_fraction`` and
+    ``split_seed`` as the stage that trains on them) are used, so its held-out facts stay
+    unseen; in YAML, ``facts: pretrain`` sets all three from that stage.
+    """
+
+    facts: Param[ArithmeticDataset]
+    """The arithmetic facts (in YAML: a stage name, for that stage's dataset and split)"""
+    eval_fraction: Param[float] = field(default=0.05)
+    """The facts' stage's eval_fraction: its held-out facts are excluded"""
+    split_seed: Param[int] = field(default=0)
+    """The facts' stage's seed"""
+
+    def __validate__(self) -> None:
+        validate(self.facts)
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise DatasetError(
+                f"arithmetic completions: eval_fraction={self.eval_fraction} must be in [0, 1)"
+            )
+
+    def pairs(self) -> list[Completion]:
+        validate(self)
+        train, _ = split_documents(self.facts.problems(), self.eval_fraction, self.split_seed)
+        return [Completion(prompt, answer) for prompt, answer in train]
+
+
+@register("completions", "jsonl")
+class JsonlCompletions(CompletionDataset):
+    """A JSON-lines file of records with a prompt and its completion."""
+
+    path: Param[str]
+    """The JSON-lines file, one record per line"""
+    prompt_field: Param[str] = field(default="prompt")
+    completion_field: Param[str] = field(default="completion")
+
+    def __validate__(self) -> None:
+        path = Path(self.path).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"jsonl completions: file {self.path!r} does not exist")
+        if readable_at_planning(path):
+            self.pairs()
+
+    def pairs(self) -> list[Completion]:
+        fields = (self.prompt_field, self.completion_field)
+        rows = read_jsonl(Path(self.path).expanduser(), fields, "completion")
+        return [Completion(*row) for row in rows]
+
+
+def encode_completions(
+    examples: list[Completion], tokenizer: Tokenizer, seq_len: int
+) -> dict[str, np.ndarray]:
+    """``tokens``: [eos] + prompt + completion + eos (see ``encode_prompt``), padded to
+    ``seq_len + 1``; ``mask``: 1 on the target positions of the completion and its final eos
+    only (as ``encode_pairs``), so padded rows and prompt tokens are never scored."""
+    tokens = np.full((len(examples), seq_len + 1), tokenizer.pad_id, np.int32)
+    mask = np.zeros((len(examples), seq_len), np.float32)
+    eos = np.array([tokenizer.eos_id], np.int32)
+    for row, example in enumerate(examples):
+        prompt = encode_prompt(tokenizer, example.prompt)
+        encoded = np.concatenate([prompt, tokenizer.encode(example.completion), eos])
+        if len(encoded) > seq_len + 1:
+            raise DatasetError(
+                f"completion example {row} ({example.prompt!r} -> {example.completion!r}) has "
+                f"{len(encoded)} tokens, more than seq_len + 1 = {seq_len + 1}; raise seq_len"
+            )
+        tokens[row, : len(encoded)] = encoded
+        mask[row, len(prompt) - 1 : len(encoded) - 1] = 1.0
+    return {"tokens": tokens, "mask": mask}
+
+
+@dataclass
+class CompletionData:
+    """Shuffled training examples by step and the held-out examples of a completion dataset.
+
+    Batches carry ``tokens`` and ``mask`` like :class:`~xpm_train.data.blocks.BlockData`'s, so
+    ``NextTokenPrediction`` trains on them unchanged; its weight is the number of scored
+    (completion) tokens, and a padded example scores none.
+    """
+
+    train: dict[str, np.ndarray]
+    eval: dict[str, np.ndarray]
+    batch_size: int
+    seed: int
+    pad_id: int
+    max_eval_batches: int
+    seq_len: int
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: CompletionDataset,
+        tokenizer: Tokenizer,
+        seq_len: int,
+        batch_size: int,
+        eval_fraction: float,
+        max_eval_batches: int,
+        seed: int,
+    ) -> CompletionData:
+        examples = dataset.pairs()
+        if not examples:
+            raise DatasetError(f"completion dataset {dataset} is empty")
+        train, held_out = split_documents(examples, eval_fraction, seed)
+        return cls(
+            encode_completions(train, tokenizer, seq_len),
+            encode_completions(held_out, tokenizer, seq_len),
+            batch_size,
+            seed,
+            tokenizer.pad_id,
+            max_eval_batches,
+            seq_len,
+        )
+
+    @property
+    def tokens_per_sample(self) -> int:
+        return self.seq_len
+
+    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+        return StepBatches(self.train, self.batch_size, accum_steps, self.seed)
+
+    def eval_batches(self, batch_size: int) -> list[Batch]:
+        if len(self.eval["tokens"]) == 0:
+            return []
+        pad = {"tokens": self.pad_id, "mask": 0.0}
+        return eval_batches(self.eval, batch_size, self.max_eval_batches, pad)
