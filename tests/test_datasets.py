@@ -26,7 +26,7 @@ def test_arithmetic_facts_are_correct_distinct_and_deterministic():
 def test_arithmetic_rejects_more_facts_than_exist():
     dataset = ArithmeticDataset.C(n_examples=500, max_operand=20).instance()
     with pytest.raises(DatasetError, match="n_examples=500 must be between 1 and 441"):
-        dataset.check()
+        dataset.__validate__()
 
 
 def test_arithmetic_operand_range():
@@ -34,7 +34,7 @@ def test_arithmetic_operand_range():
     for prompt, _ in dataset.problems():
         assert all(100 <= int(x) <= 199 for x in prompt[:-1].split("+"))
     with pytest.raises(DatasetError, match="must satisfy 0 <= min_operand <= max_operand"):
-        ArithmeticDataset.C(min_operand=10, max_operand=5).instance().check()
+        ArithmeticDataset.C(min_operand=10, max_operand=5).instance().__validate__()
 
 
 def test_text_files_from_file_glob_and_directory(tmp_path):
@@ -51,7 +51,7 @@ def test_text_files_from_file_glob_and_directory(tmp_path):
 
 def test_text_files_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="matches no file"):
-        TextFiles.C(path=str(tmp_path / "nope*.txt")).instance().check()
+        TextFiles.C(path=str(tmp_path / "nope*.txt")).instance().__validate__()
 
 
 def test_jsonl_reads_field_and_reports_bad_line(tmp_path):
@@ -60,7 +60,7 @@ def test_jsonl_reads_field_and_reports_bad_line(tmp_path):
     with pytest.raises(DatasetError, match=r"data.jsonl:3: record has no string field 'text'"):
         JsonlText.C(path=str(path)).instance().documents()
     with pytest.raises(DatasetError, match=r"data.jsonl:1: record has no string field 'body'"):
-        JsonlText.C(path=str(path), text_field="body").instance().check()  # at planning
+        JsonlText.C(path=str(path), text_field="body").instance().__validate__()  # at planning
     path.write_text(json.dumps({"text": "hello"}) + "\n{not json\n")
     with pytest.raises(DatasetError, match=r"data.jsonl:2: malformed JSON line"):
         JsonlText.C(path=str(path)).instance().documents()
@@ -76,4 +76,4 @@ def test_reversal_problems_are_distinct_reversed_words():
         assert prompt.endswith(">") and answer == prompt[:-1][::-1]
         assert 2 <= len(answer) <= 4
     with pytest.raises(DatasetError, match="must be between 1 and"):
-        ReversalDataset.C(n_examples=10**6, max_length=3).instance().check()
+        ReversalDataset.C(n_examples=10**6, max_length=3).instance().__validate__()

@@ -28,4 +28,4 @@ def test_jsonl_preferences_and_missing_field(tmp_path):
     (pair,) = JsonlPreferences.C(path=str(path)).instance().pairs()
     assert (pair.prompt, pair.chosen, pair.rejected) == ("Q", "yes", "no")
     with pytest.raises(DatasetError, match="does not exist"):
-        JsonlPreferences.C(path=str(tmp_path / "none.jsonl")).instance().check()
+        JsonlPreferences.C(path=str(tmp_path / "none.jsonl")).instance().__validate__()

@@ -9,7 +9,7 @@ from experimaestro.scheduler.interfaces import JobState
 from xpm_train.registry import build
 from xpm_train.tasks.checkpoint import load_checkpoint
 from xpm_train.tasks.pretrain import Pretrain
-from xpm_train.tasks.trainer import ConfigError
+from xpm_train.validation import ConfigError, validate
 from xpm_train.training.result import TrainResult
 
 from .conftest import reset_scheduler
@@ -63,15 +63,15 @@ def test_token_budget_sets_the_number_of_steps():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"seq_len": 32}, "seq_len=32 exceeds the model's max_seq_len=16"),
-        ({"batch_size": 6}, "batch_size=6 is not divisible by micro_batch_size=4"),
+        ({"seq_len": 32}, "seq_len: 32 exceeds the model's max_seq_len=16"),
+        ({"batch_size": 6}, "batch_size: 6 is not divisible by micro_batch_size=4"),
         ({"tokens": 1000}, "give exactly one of steps and tokens"),
         ({"steps": 1}, "lr_warmup_steps=2 is longer than the training"),
     ],
 )
 def test_inconsistent_parameters_fail_before_submission(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        tiny_pretrain(**overrides).check()
+        validate(tiny_pretrain(**overrides))
 
 
 def test_pretrain_job_output_loads_as_a_model(tmp_path):

@@ -19,9 +19,9 @@ def test_wsd_values_at_known_steps():
 
 def test_warmup_longer_than_training_is_rejected():
     with pytest.raises(ValueError, match="lr_warmup_steps=200 is longer than the training"):
-        Cosine.C(lr_warmup_steps=200).instance().check(100)
+        Cosine.C(lr_warmup_steps=200).instance().validate_steps(100)
     with pytest.raises(ValueError, match="exceed the 100 training steps"):
-        WarmupStableDecay.C(lr_warmup_steps=60, decay_fraction=0.5).instance().check(100)
+        WarmupStableDecay.C(lr_warmup_steps=60, decay_fraction=0.5).instance().validate_steps(100)
 
 
 def test_wsds_values_at_known_steps():
@@ -32,4 +32,4 @@ def test_wsds_values_at_known_steps():
     values = [schedule.value(step, 100) for step in steps]
     assert values == pytest.approx([0.0, 1.0, 1.0, 1.0, 0.55, 0.1, 0.1, 0.1], abs=1e-6)
     with pytest.raises(ValueError, match="exceed the 100 training steps"):
-        WarmupStableDecayStable.C(lr_warmup_steps=40, decay_fraction=0.2).instance().check(100)
+        WarmupStableDecayStable.C(lr_warmup_steps=40, decay_fraction=0.2).instance().validate_steps(100)

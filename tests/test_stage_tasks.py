@@ -8,7 +8,7 @@ from xpm_train.registry import build
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.dpo import DPO
 from xpm_train.tasks.kl_stage import KLStage
-from xpm_train.tasks.trainer import ConfigError
+from xpm_train.validation import ConfigError, validate
 
 
 def checkpoint(vocab_model: str = "transformer") -> Checkpoint:
@@ -53,7 +53,7 @@ def dpo(**overrides) -> DPO:
 
 def test_valid_stages_pass_and_train_the_init_model():
     for task in (kl_stage(), dpo()):
-        task.check()
+        validate(task)
         assert task.model_and_tokenizer() == (task.init.model, task.init.tokenizer)
         assert task.reference_checkpoint() is task.init
 
@@ -61,14 +61,14 @@ def test_valid_stages_pass_and_train_the_init_model():
 @pytest.mark.parametrize(
     ("make", "overrides", "message"),
     [
-        (kl_stage, {"direction": "sideways"}, "kl: direction='sideways' is not one of forward"),
-        (kl_stage, {"beta": -1.0}, "beta=-1.0 must be >= 0"),
-        (kl_stage, {"seq_len": 64}, "seq_len=64 must be in \\[1, the model's max_seq_len=32\\]"),
-        (dpo, {"beta": 0.0}, "dpo: beta=0.0 must be > 0"),
-        (dpo, {"label_smoothing": 0.5}, "label_smoothing=0.5 must be in \\[0, 0.5\\)"),
-        (dpo, {"steps": 0}, "the run has 0 steps"),
+        (kl_stage, {"direction": "sideways"}, "direction: 'sideways' is not one of forward"),
+        (kl_stage, {"beta": -1.0}, "beta: -1.0 must be >= 0"),
+        (kl_stage, {"seq_len": 64}, "seq_len: 64 exceeds the model's max_seq_len=32"),
+        (dpo, {"beta": 0.0}, "beta: 0.0 must be > 0"),
+        (dpo, {"label_smoothing": 0.5}, "label_smoothing: 0.5 must be in \\[0, 0.5\\)"),
+        (dpo, {"steps": 0}, "steps: the run has 0 steps"),
     ],
 )
 def test_bad_parameters_fail_before_submission(make, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        make(**overrides).check()
+        validate(make(**overrides))

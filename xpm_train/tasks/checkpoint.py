@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from experimaestro import Config, Meta, Param
+from experimaestro import Config, Meta, Param, field
 from experimaestro.core.objects import ConfigMixin
 
 from xpm_train.data.tokenizers import Tokenizer
@@ -33,7 +33,7 @@ class Checkpoint(Config):
     """Checkpoints folder of the training job"""
     step: Meta[int]
     """The step of the checkpoint to use (the final one)"""
-    metrics: Meta[Path | None]
+    metrics: Meta[Path | None] = field(default=None)
     """The training metrics (JSON lines) of the job that produced it"""
 
     def load(self) -> LoadedModel:

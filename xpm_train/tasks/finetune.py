@@ -66,7 +66,7 @@ class FinetuneTask(TrainerTask):
 class ReferenceTask(FinetuneTask):
     """Base of the stages regularised towards a frozen ``reference`` model."""
 
-    reference: Param[Checkpoint | None]
+    reference: Param[Checkpoint | None] = field(default=None)
     """The frozen reference model (in YAML: a stage name; default: the init checkpoint)"""
 
     def reference_checkpoint(self) -> Checkpoint:

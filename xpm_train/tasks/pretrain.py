@@ -28,9 +28,9 @@ class Pretrain(TrainerTask):
     tokenizer: Param[Tokenizer] = field(default=ByteTokenizer.C())
     dataset: Param[TextDataset]
     """The training text (a held-out part is kept for evaluation)"""
-    steps: Param[int | None]
+    steps: Param[int | None] = field(default=None)
     """Number of optimizer steps (or give tokens)"""
-    tokens: Param[int | None]
+    tokens: Param[int | None] = field(default=None)
     """Token budget: steps = ceil(tokens / (batch_size * seq_len))"""
 
     def total_steps(self) -> int:

@@ -86,7 +86,7 @@ class TrainerTask(JobEnvironment, ResumableTask):
     time_limit_margin: Meta[float] = field(default=30.0)
     """Under a time limit (SLURM), stop with a checkpoint when fewer seconds than this (plus two
     steps and one checkpoint) are left; experimaestro then resubmits the job, which resumes"""
-    logger: Meta[MetricsLogger | None]
+    logger: Meta[MetricsLogger | None] = field(default=None)
     """Where metrics go besides metrics.jsonl (e.g. wandb); not part of the job's identity"""
 
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))

@@ -92,16 +92,16 @@ class WandbLogger(MetricsLogger):
     """
 
     project: Param[str] = xpm_field(default="xpm-train")
-    entity: Param[str | None]
+    entity: Param[str | None] = xpm_field(default=None)
     """The wandb team or user (default: wandb's default entity)"""
-    mode: Param[str | None]
+    mode: Param[str | None] = xpm_field(default=None)
     """``offline``, ``online`` or ``disabled``; by default the ``WANDB_MODE`` environment
     variable, else ``offline``"""
-    group: Param[str | None]
+    group: Param[str | None] = xpm_field(default=None)
     """The run group (default: the experiment id, set when the pipeline builds the logger)"""
-    name: Param[str | None]
+    name: Param[str | None] = xpm_field(default=None)
     """The run name (default: the stage, followed by the tags)"""
-    tags: Param[list[str] | None]
+    tags: Param[list[str] | None] = xpm_field(default=None)
     """Run tags, besides the stage name"""
 
     def __validate__(self) -> None:
