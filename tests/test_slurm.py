@@ -189,25 +189,34 @@ def test_tiny_pipeline_runs_entirely_on_slurm(slurm_cluster, cancel_leftovers, t
 
 
 PRETRAIN_ONLY = """
-from experimaestro.experiments import ConfigurationBase, ExperimentHelper, configuration
-import attrs
+from typing import Any
 
-from experiments.pipeline import PretrainSection
+import attrs
+from experimaestro.experiments import ConfigurationBase, ExperimentHelper, configuration
+
+from xpm_train.graph.dag import StageGraph
+from xpm_train.graph.experiment import stage_launcher
 from xpm_train.launchers import LauncherSection, planned_launchers
 from xpm_train.planning.failures import raise_on_failed_jobs
 from xpm_train.planning.hook import checked_configuration
+from xpm_train.validation import Problems
 
 
 @configuration()
 class Configuration(ConfigurationBase):
-    pretrain: PretrainSection = attrs.field(factory=PretrainSection)
+    stages: dict[str, Any] = attrs.field(factory=dict)
     launcher: LauncherSection = attrs.field(factory=LauncherSection)
 
 
 def run(helper: ExperimentHelper, cfg: Configuration) -> None:
+    \"\"\"The stages only: no evaluation, no report.\"\"\"
     cfg = checked_configuration(cfg)
-    launchers = planned_launchers(cfg.launcher, helper.xp.run_mode)
-    cfg.pretrain.task().submit(**launchers.submit_options("pretrain"))
+    graph = StageGraph(cfg.stages)
+    own = {name: stage_launcher(graph.launcher(name)) for name in graph.sections}
+    launchers = planned_launchers(cfg.launcher, own, helper.xp.run_mode)
+    problems = Problems()
+    graph.instances(lambda task, name: task.submit(**launchers.submit_options(name)), problems)
+    assert not problems.found, problems.found
     helper.xp.wait()
     raise_on_failed_jobs(helper.xp)
 """
@@ -219,17 +228,19 @@ id: pretrain-only
 file: pretrain_only
 pre_experiment: {project}/yaml/pre_experiment.py
 dirty_git: ignore
-pretrain:
-  model: {{name: transformer, d_model: 32, n_layers: 1, n_heads: 2, max_seq_len: 32}}
-  dataset: {{name: arithmetic, n_examples: 400, max_operand: 20}}
-  schedule: {{name: cosine, lr: 1.0e-2, lr_min_ratio: 0.1, lr_warmup_steps: 5}}
-  seq_len: 32
-  batch_size: 8
-  micro_batch_size: 4
-  steps: 24000
-  eval_interval: 6000
-  checkpoint_interval: 4000
-  log_interval: 2000
+stages:
+  pretrain:
+    kind: pretrain
+    model: {{name: transformer, d_model: 32, n_layers: 1, n_heads: 2, max_seq_len: 32}}
+    dataset: {{name: arithmetic, n_examples: 400, max_operand: 20}}
+    schedule: {{name: cosine, lr: 1.0e-2, lr_min_ratio: 0.1, lr_warmup_steps: 5}}
+    seq_len: 32
+    batch_size: 8
+    micro_batch_size: 4
+    steps: 24000
+    eval_interval: 6000
+    checkpoint_interval: 4000
+    log_interval: 2000
 launcher:
   default: {{slurm: {{partition: cpu, time: 10, interval: 1}}}}
   max_retries: 6
@@ -364,12 +375,12 @@ def test_options_the_cluster_refuses_stop_the_experiment_before_anything_runs(
         "-c",
         "launcher.evaluation.slurm.gpus_per_node=1",
         "-c",
-        "launcher.kl.slurm.partition=nope",
+        "stages.kl.launcher={slurm: {partition: nope}}",
     ).wait()
     assert run.returncode == 1, run.output()
     assert "Experiment failed: 2 launcher problems:\n" in run.stderr
     assert (
-        "  - launcher.kl: SLURM refuses --nodes=1 --time=10 --partition=nope: "
+        "  - stages.kl.launcher: SLURM refuses --nodes=1 --time=10 --partition=nope: "
         "sbatch: error: invalid partition specified: nope"
     ) in run.stderr
     assert (

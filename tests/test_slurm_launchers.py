@@ -45,7 +45,7 @@ def test_stage_launchers_merge_slurm_blocks_over_the_default():
         report="local",
         max_retries=7,
     )
-    launchers = stage_launchers(section, check_cluster=False)
+    launchers = stage_launchers(section, {"pretrain": None, "kl": None}, check_cluster=False)
     pretrain, evaluation = launchers.launchers["pretrain"], launchers.launchers["evaluation"]
     assert isinstance(pretrain, SlurmLauncher) and pretrain.interval == 1
     assert pretrain.options.args() == [
@@ -72,55 +72,52 @@ def test_stage_launchers_merge_slurm_blocks_over_the_default():
 
 
 def test_everything_local_by_default():
-    launchers = stage_launchers(LauncherSection())
+    launchers = stage_launchers(LauncherSection(), {"pretrain": None})
     assert launchers.all_local()
     assert launchers.submit_options("pretrain")["max_retries"] is None
 
 
 def test_unsupported_slurm_values_are_all_reported():
-    section = LauncherSection(
-        default=slurm(time="abc", nodes=2),
-        pretrain=slurm(mem="12X", interval=0, cpus_per_task=0),
-        kl=slurm(time=True),
-        max_retries=-1,
-    )
+    section = LauncherSection(default=slurm(time="abc", nodes=2), max_retries=-1)
+    stages = {"pretrain": slurm(mem="12X", interval=0, cpus_per_task=0), "kl": slurm(time=True)}
     with pytest.raises(LauncherError) as error:
-        stage_launchers(section, check_cluster=False)
+        stage_launchers(section, stages, check_cluster=False)
     message = str(error.value)
     assert message.startswith("7 launcher problems:\n")
     for expected in (
         "launcher.max_retries: -1 must be >= 0",
         "launcher.default.slurm.time: 'abc' is not a SLURM time limit",
         "launcher.default.slurm.nodes: 2 is not supported: an xpm-train job is one process",
-        "launcher.pretrain.slurm.mem: '12X' is not a SLURM memory size",
-        "launcher.pretrain.slurm.cpus_per_task: 0 is not a valid count",
-        "launcher.pretrain.slurm.interval: 0 must be > 0 seconds",
-        "launcher.kl.slurm.time: True is not a SLURM time limit",
+        "stages.pretrain.launcher.slurm.mem: '12X' is not a SLURM memory size",
+        "stages.pretrain.launcher.slurm.cpus_per_task: 0 is not a valid count",
+        "stages.pretrain.launcher.slurm.interval: 0 must be > 0 seconds",
+        "stages.kl.launcher.slurm.time: True is not a SLURM time limit",
     ):
         assert expected in message
 
 
 @pytest.mark.parametrize("time", [1, "30", "10:00", "1:30:00", "2-0", "2-12:00", "1-0:0:30"])
 def test_slurm_time_formats(time):
-    assert SlurmSection(time=time).errors("t") == []
+    assert SlurmSection(time=time).validate("t") == []
 
 
 def test_requirement_without_launchers_py_is_an_error(tmp_path, config_dir):
     config_dir(tmp_path)  # no launchers.py: experimaestro would run the job locally
-    section = LauncherSection(pretrain="duration=2h & cuda(mem=40GiB)")
+    stages = {"pretrain": "duration=2h & cuda(mem=40GiB)"}
     with pytest.raises(LauncherError, match="silently run the job on this machine") as error:
-        stage_launchers(section, check_cluster=False)
+        stage_launchers(LauncherSection(), stages, check_cluster=False)
     assert f"{tmp_path}/launchers.py does not exist" in str(error.value)
-    assert str(error.value).startswith("launcher.pretrain: 'duration=2h & cuda(mem=40GiB)'")
+    assert str(error.value).startswith(
+        "stages.pretrain.launcher: 'duration=2h & cuda(mem=40GiB)'"
+    )
 
 
 def test_example_launchers_py_maps_requirements_to_partitions(config_dir, monkeypatch):
     monkeypatch.setenv("XPM_TRAIN_SLURM_INTERVAL", "2")
     config_dir(PROJECT / "xpm-config")
-    section = LauncherSection(
-        default="duration=10m & cpu(cores=1)", pretrain="duration=2h & cuda(mem=40GiB) * 2"
-    )
-    launchers = stage_launchers(section, check_cluster=False).launchers
+    section = LauncherSection(default="duration=10m & cpu(cores=1)")
+    stages = {"pretrain": "duration=2h & cuda(mem=40GiB) * 2", "kl": None}
+    launchers = stage_launchers(section, stages, check_cluster=False).launchers
     cpu, gpu = launchers["kl"], launchers["pretrain"]
     assert isinstance(cpu, SlurmLauncher) and cpu.interval == 2
     assert cpu.options.args() == [
@@ -142,7 +139,7 @@ def test_example_launchers_py_maps_requirements_to_partitions(config_dir, monkey
         ("lcoal", "'lcoal' is neither 'local' nor a valid requirement"),
     ):
         with pytest.raises(LauncherError, match=message):
-            stage_launchers(LauncherSection(dpo=spec), check_cluster=False)
+            stage_launchers(LauncherSection(), {"dpo": spec}, check_cluster=False)
 
 
 def test_missing_slurm_programs_are_reported(tmp_path):
@@ -160,16 +157,20 @@ def test_launcher_keys_and_types_are_checked_before_anything_runs(tmp_path):
         tmp_path / "ws",
         tmp_path / "home",
         "-c",
-        "launcher.pretrain.slurm.partiton=gpu",
+        "stages.pretrain.launcher.slurm.partiton=gpu",
         "-c",
-        "launcher.kl=3",
+        "launcher.report=3",
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "launcher.report: expected str or a mapping or null, got 3" in result.stderr
+    result = run_experiment(
+        tmp_path / "ws", tmp_path / "home", "-c", "stages.pretrain.launcher.slurm.partiton=gpu"
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert (
-        "launcher.pretrain.slurm.partiton: unknown key (from -c launcher.pretrain.slurm."
-        "partiton=gpu); did you mean 'launcher.pretrain.slurm.partition'?"
+        "stages.pretrain.launcher.slurm.partiton: unknown key (from -c stages.pretrain.launcher."
+        "slurm.partiton=gpu); did you mean 'stages.pretrain.launcher.slurm.partition'?"
     ) in result.stderr
-    assert "launcher.kl: expected str or a mapping or null, got 3" in result.stderr
     assert not (tmp_path / "ws" / "jobs").exists()
 
 
@@ -192,7 +193,7 @@ def test_dry_run_of_the_slurm_experiment_needs_no_cluster(tmp_path):
         "--run-mode",
         "dry_run",
         "-c",
-        "launcher.pretrain=duration=2h & cuda(mem=40GiB)",
+        "stages.pretrain.launcher=duration=2h & cuda(mem=40GiB)",
         "--xpm-config-dir",
         str(PROJECT / "xpm-config"),
         yaml="slurm.yaml",

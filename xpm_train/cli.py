@@ -21,6 +21,7 @@ def monitor(arguments: argparse.Namespace) -> int:
 
 
 def stages(arguments: argparse.Namespace) -> int:
+    """``xpm-train stages``: the registered stage kinds and components."""
     from xpm_train.graph.configure import stages_listing
 
     print(stages_listing(), end="")
@@ -28,6 +29,7 @@ def stages(arguments: argparse.Namespace) -> int:
 
 
 def configure(arguments: argparse.Namespace) -> int:
+    """``xpm-train configure KIND...``: YAML at the defaults; exit 2 on an unknown kind."""
     from xpm_train.graph.configure import configure as configured
 
     try:

@@ -41,7 +41,10 @@ def _help(argument: Any) -> str:
 
 def _flow(value: Any) -> str:
     """A value as one line of YAML."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6)
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6)
+    except yaml.representer.RepresenterError:  # e.g. a Path: its text
+        text = yaml.safe_dump(str(value), default_flow_style=True, width=10**6)
     return text.removesuffix("\n").removesuffix("\n...")
 
 
@@ -124,8 +127,9 @@ def _argument_lines(key: str, argument: Any, value: Any, depth: int) -> list[str
         head = f"{kind}, required (or a stage's name: its training data)"
         return [f"{pad}{key}:{_comment(head, doc)}", *component_lines(cls, None, depth + 1)]
     if isinstance(value, Config):
-        cls = type(value).__xpmtype__.value_type
-        return [f"{pad}{key}:{_comment(kind, doc)}", *component_lines(cls, value, depth + 1)]
+        xpm_type: Any = type(value).__xpmtype__
+        lines = component_lines(xpm_type.value_type, value, depth + 1)
+        return [f"{pad}{key}:{_comment(kind, doc)}", *lines]
     if value is None and key in PLACEHOLDERS:
         head = f"{kind}, a placeholder (default: null)"
         return [f"{pad}{key}: {_flow(PLACEHOLDERS[key])}{_comment(head, doc)}"]
@@ -136,7 +140,8 @@ def component_lines(cls: type[Config], config: Config | None, depth: int) -> lis
     """A component spec as block mapping lines: its ``name`` then its parameters (the values of
     ``config``, else the defaults)."""
     pad = INDENT * depth
-    lines = [f"{pad}{NAME}: {cls.registered_name}{_comment(summary(cls))}"]  # type: ignore[attr-defined]
+    registered_name = getattr(cls, "registered_name", cls.__name__)
+    lines = [f"{pad}{NAME}: {registered_name}{_comment(summary(cls))}"]
     for key, argument in _ordered(cls):
         if key == NAME:  # the spec's ``name`` selects the class: this parameter is not settable
             continue

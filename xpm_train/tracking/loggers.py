@@ -99,7 +99,7 @@ class WandbLogger(MetricsLogger):
     variable, else ``offline``"""
     group: Param[str | None] = xpm_field(default=None)
     """The run group (default: the experiment id, set when the pipeline builds the logger)"""
-    name: Param[str | None] = xpm_field(default=None)
+    display_name: Param[str | None] = xpm_field(default=None)
     """The run name (default: the stage, followed by the tags)"""
     tags: Param[list[str] | None] = xpm_field(default=None)
     """Run tags, besides the stage name"""
@@ -118,8 +118,8 @@ class WandbLogger(MetricsLogger):
         return mode
 
     def run_name(self, stage: str) -> str:
-        if self.name:
-            return self.name
+        if self.display_name:
+            return self.display_name
         return f"{stage} ({', '.join(self.tags)})" if self.tags else stage
 
     def run_tags(self, stage: str) -> list[str]:
