@@ -6,7 +6,12 @@ subprocess (fresh workdir and isolated ``HOME`` each run): the default, where
 ``XPM_TRAIN_NO_MOCKS=1``, where the driver imports the real libraries. The runs alternate; the
 median of ``--repeats`` is reported, then a JSON object on the last line.
 
+With ``--jobs N``, plans instead a sweep of about N jobs (yaml/tiny.yaml's pretrain and DPO
+stages swept over learning rates and betas, each job evaluated, one report) with the mocks,
+and prints ``{"jobs": ..., "seconds": ...}`` (median of ``--repeats``) on the last line.
+
     python benchmarks/planning_speed.py [--repeats 5] [--yaml yaml/full.yaml]
+    python benchmarks/planning_speed.py --jobs 1000 [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,6 +30,29 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 #: Environment of each variant (added to the current one).
 VARIANTS = {"mocked": {"XPM_TRAIN_NO_MOCKS": "0"}, "unmocked": {"XPM_TRAIN_NO_MOCKS": "1"}}
+
+
+#: Learning rates of the pretraining stage in a ``--jobs`` sweep.
+PRETRAIN_POINTS = 10
+
+
+def sweep_yaml(folder: Path, jobs: int) -> tuple[Path, int]:
+    """An experiment file of about ``jobs`` jobs: pretrain x PRETRAIN_POINTS learning rates,
+    DPO x betas from each, an evaluation per training job, a report. Returns its path and its
+    exact number of jobs."""
+    betas = max(1, round((jobs - 1) / 2 / PRETRAIN_POINTS) - 1)
+    lrs = [round(1e-3 * (1 + i), 6) for i in range(PRETRAIN_POINTS)]
+    beta_values = [round(0.05 * (1 + i), 4) for i in range(betas)]
+    path = folder / "sweep.yaml"
+    path.write_text(
+        f"id: planning-speed\nimports: [{PROJECT / 'yaml' / 'tiny.yaml'}]\n"
+        "stages:\n"
+        f"  pretrain: {{schedule: {{name: cosine, lr: {{sweep: {lrs}}}, lr_warmup_steps: 5}}}}\n"
+        "  kl: null\n"
+        f"  dpo: {{init: pretrain, beta: {{sweep: {beta_values}}}}}\n"
+    )
+    training = PRETRAIN_POINTS * (1 + betas)
+    return path, 2 * training + 1
 
 
 def dry_run_seconds(yaml: Path, extra_env: dict[str, str]) -> float:
@@ -56,7 +84,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--yaml", type=Path, default=PROJECT / "yaml" / "full.yaml")
+    parser.add_argument("--jobs", type=int, help="plan a sweep of about this many jobs")
     args = parser.parse_args()
+    if args.jobs:
+        with tempfile.TemporaryDirectory(prefix="planning-sweep-") as tmp:
+            yaml, jobs = sweep_yaml(Path(tmp), args.jobs)
+            runs = [dry_run_seconds(yaml, VARIANTS["mocked"]) for _ in range(args.repeats)]
+        print(f"dry run of a sweep of {jobs} jobs: {', '.join(f'{r:.2f}' for r in runs)} s")
+        print(json.dumps({"jobs": jobs, "seconds": round(statistics.median(runs), 2)}))
+        return
 
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(args.repeats):

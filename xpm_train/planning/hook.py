@@ -107,6 +107,12 @@ def strict_configuration() -> None:
     _checked_values = sources.values
 
 
+def strict_hook_ran() -> bool:
+    """Whether the strict hook checked this run's configuration (``validate_values``
+    included), so the experiment need not check it again."""
+    return _checked_values is not None
+
+
 def checked_configuration(configuration: ConfigurationType) -> ConfigurationType:
     """The configuration as the strict hook read it (``-c`` values typed as YAML, lists
     included), or ``configuration`` itself when the hook did not run."""
