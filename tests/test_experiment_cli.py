@@ -91,7 +91,8 @@ def test_two_kl_stages_from_one_pretrain_side_by_side(tmp_path):
         "-c",
         "stages.kl5={kind: kl, init: pretrain, beta: 5.0, dataset: {name: arithmetic, "
         "n_examples: 300, min_operand: 21, max_operand: 40, seed: 1}, seq_len: 32, "
-        "batch_size: 8, micro_batch_size: 8, steps: 10, schedule: {name: cosine, lr_warmup_steps: 2}}",
+        "batch_size: 8, micro_batch_size: 8, steps: 10, "
+        "schedule: {name: cosine, lr_warmup_steps: 2}}",
         "-c",
         "stages.dpo=null",
     )

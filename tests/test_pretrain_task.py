@@ -9,8 +9,8 @@ from experimaestro.scheduler.interfaces import JobState
 from xpm_train.registry import build
 from xpm_train.tasks.checkpoint import load_checkpoint
 from xpm_train.tasks.pretrain import Pretrain
-from xpm_train.validation import ConfigError, validate
 from xpm_train.training.result import TrainResult
+from xpm_train.validation import ConfigError, validate
 
 from .conftest import reset_scheduler
 

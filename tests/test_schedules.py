@@ -32,4 +32,6 @@ def test_wsds_values_at_known_steps():
     values = [schedule.value(step, 100) for step in steps]
     assert values == pytest.approx([0.0, 1.0, 1.0, 1.0, 0.55, 0.1, 0.1, 0.1], abs=1e-6)
     with pytest.raises(ValueError, match="exceed the 100 training steps"):
-        WarmupStableDecayStable.C(lr_warmup_steps=40, decay_fraction=0.2).instance().validate_steps(100)
+        WarmupStableDecayStable.C(lr_warmup_steps=40, decay_fraction=0.2).instance().validate_steps(
+            100
+        )

@@ -107,9 +107,7 @@ def test_requirement_without_launchers_py_is_an_error(tmp_path, config_dir):
     with pytest.raises(LauncherError, match="silently run the job on this machine") as error:
         stage_launchers(LauncherSection(), stages, check_cluster=False)
     assert f"{tmp_path}/launchers.py does not exist" in str(error.value)
-    assert str(error.value).startswith(
-        "stages.pretrain.launcher: 'duration=2h & cuda(mem=40GiB)'"
-    )
+    assert str(error.value).startswith("stages.pretrain.launcher: 'duration=2h & cuda(mem=40GiB)'")
 
 
 def test_example_launchers_py_maps_requirements_to_partitions(config_dir, monkeypatch):
