@@ -53,7 +53,7 @@ class ArithmeticCompletions(CompletionDataset):
     """
 
     facts: Param[ArithmeticDataset]
-    """The arithmetic facts (in YAML: a stage name, for that stage's dataset and split)"""
+    """The arithmetic facts; given a stage's name, the facts it holds out are left out"""
     eval_fraction: Param[float] = field(default=0.05)
     """The facts' stage's eval_fraction: its held-out facts are excluded"""
     split_seed: Param[int] = field(default=0)
@@ -79,7 +79,9 @@ class JsonlCompletions(CompletionDataset):
     path: Param[str]
     """The JSON-lines file, one record per line"""
     prompt_field: Param[str] = field(default="prompt")
+    """The record's key holding the prompt (context, not scored)"""
     completion_field: Param[str] = field(default="completion")
+    """The record's key holding the completion (scored)"""
 
     def __validate__(self) -> None:
         path = Path(self.path).expanduser()
@@ -108,8 +110,8 @@ def encode_completions(
         encoded = np.concatenate([prompt, tokenizer.encode(example.completion), eos])
         if len(encoded) > seq_len + 1:
             raise DatasetError(
-                f"completion example {row} ({example.prompt!r} -> {example.completion!r}) has "
-                f"{len(encoded)} tokens, more than seq_len + 1 = {seq_len + 1}; raise seq_len"
+                f"completion example {row} (from 0: {example.prompt!r} -> {example.completion!r})"
+                f" has {len(encoded)} tokens, more than seq_len + 1 = {seq_len + 1}; raise seq_len"
             )
         tokens[row, : len(encoded)] = encoded
         mask[row, len(prompt) - 1 : len(encoded) - 1] = 1.0
@@ -147,10 +149,12 @@ class CompletionData:
         examples = dataset.pairs()
         if not examples:
             raise DatasetError(f"completion dataset {dataset} is empty")
-        train, held_out = split_documents(examples, eval_fraction, seed)
+        # Encoded before the split, so that an error names the example's place in the dataset.
+        encoded = encode_completions(examples, tokenizer, seq_len)
+        train, held_out = split_documents(list(range(len(examples))), eval_fraction, seed)
         return cls(
-            encode_completions(train, tokenizer, seq_len),
-            encode_completions(held_out, tokenizer, seq_len),
+            {key: array[train] for key, array in encoded.items()},
+            {key: array[held_out] for key, array in encoded.items()},
             batch_size,
             seed,
             tokenizer.pad_id,

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
 @register("stage", "sft")
 class SFT(FinetuneTask):
-    """Train ``init`` to produce the completions of prompts: next-token cross-entropy on the
-    completion tokens only (TRL's SFT with a completion-only loss), no reference model.
+    """Fine-tune ``init`` to answer prompts: cross-entropy on the completion tokens only.
 
-    ``batch_size`` and ``micro_batch_size`` count examples; ``seq_len`` bounds the tokens of
-    prompt + completion.
+    As TRL's SFT with a completion-only loss: the prompt is context, never a target (the model
+    is taught to answer, not to write prompts); no reference model. ``batch_size`` and
+    ``micro_batch_size`` count examples; ``seq_len`` bounds the tokens of prompt + completion.
     """
 
     #: The loss is already the completion tokens' cross-entropy (its exponential is logged
