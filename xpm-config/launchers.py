@@ -1,11 +1,12 @@
 """Example ``launchers.py``: experimaestro requirement strings -> SLURM partitions.
 
 experimaestro loads this file from its configuration folder: ``~/.config/experimaestro/``, or
-the folder given by ``run-experiment --xpm-config-dir``. With it, a stage's launcher can be a
-requirement instead of a ``{slurm: {...}}`` block:
+the folder given by ``run-experiment --xpm-config-dir``. With it, a launcher (a stage's
+``launcher`` key, or ``launcher.default``, ``launcher.evaluation``, ``launcher.report``) can be
+a requirement instead of a ``{slurm: {...}}`` block:
 
     experimaestro run-experiment --xpm-config-dir xpm-config --workdir runs \\
-        -c 'launcher.pretrain=duration=2h & cuda(mem=40GiB)' yaml/slurm.yaml
+        -c 'stages.pretrain.launcher=duration=2h & cuda(mem=40GiB)' yaml/slurm.yaml
 
 For each requirement, experimaestro calls :func:`find_launcher` (once per ``|`` alternative);
 the first partition that can host it gives the launcher, with the requested time, cores,

@@ -108,7 +108,7 @@ def main() -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir)]
     for stage in ("pretrain", "kl", "dpo"):
-        command += ["-c", f"{stage}.logger={{name: wandb}}"]
+        command += ["-c", f"stages.{stage}.logger={{name: wandb}}"]
     for override in arguments.overrides:
         command += ["-c", override]
     driver = subprocess.Popen(

@@ -103,7 +103,7 @@ class StageGraph:
         def visit(name: str, path: list[str]) -> bool:
             if state.get(name) == "done":
                 return True
-            if state.get(name) == "visiting":
+            if state.get(name) in ("visiting", "failed"):
                 return False
             state[name] = "visiting"
             fine = True
