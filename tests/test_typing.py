@@ -134,8 +134,35 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     lines = [f"from {c.__module__} import {c.__qualname__} as _c{i}" for i, c in enumerate(configs)]
     lines += [f"reveal_type(_c{i}.__init__)" for i in range(len(configs))]
     probe.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    by_file = run_pyright([GOOD, BAD, probe])
-    return {"configs": configs, "probe": by_file[probe.resolve()], "by_file": by_file}
+    examples = doc_examples(probe.parent)
+    by_file = run_pyright([GOOD, BAD, probe, *examples])
+    return {
+        "configs": configs,
+        "probe": by_file[probe.resolve()],
+        "by_file": by_file,
+        "examples": examples,
+    }
+
+
+#: The first line of a documentation block that is an excerpt, not a program to check.
+EXCERPT = "# excerpt"
+
+
+def doc_examples(folder: Path) -> dict[Path, str]:
+    """Every Python block of README.md and docs/ (excerpts left out), each written to its own
+    file in ``folder``: file -> where the block is."""
+    examples = {}
+    for page in [PROJECT / "README.md", *sorted((PROJECT / "docs").rglob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"```python\n(.*?)```", text, re.S):
+            if match.group(1).startswith(EXCERPT):
+                continue
+            line = text[: match.start()].count("\n") + 2
+            name = f"{page.relative_to(PROJECT)}:{line}"
+            path = folder / (re.sub(r"\W+", "_", name) + ".py")
+            path.write_text(match.group(1), encoding="utf-8")
+            examples[path] = name
+    return examples
 
 
 def describe(diagnostics: list[dict[str, Any]]) -> str:
@@ -215,3 +242,15 @@ def test_constructors_match_experimaestro_arguments(checked: dict[str, Any]) -> 
             "pyright): " + ", ".join(sorted(spurious)),
             stacklevel=1,
         )
+
+
+def test_python_examples_of_the_docs_type_check(checked: dict[str, Any]) -> None:
+    """The documentation's programs pass pyright as a user's experiment code would."""
+    assert len(checked["examples"]) >= 5
+    problems = [
+        f"{name}:{d['line'] - 1}: {d['message']}"
+        for path, name in checked["examples"].items()
+        for d in checked["by_file"][path.resolve()]
+        if d["severity"] == "error"
+    ]
+    assert not problems, "pyright on the docs' Python blocks:\n" + "\n".join(problems)
