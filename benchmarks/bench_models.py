@@ -1,8 +1,7 @@
-"""The models of ``benchmarks/train_speed.py``: sizes, data, xpm-train stage, bare JAX step."""
+"""The models of ``benchmarks/train_speed.py``: sizes, data, xpm-train stage, bare JAX run."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from bare_jax import bare_step, timed_steps
 from flax import nnx
 
 from xpm_train.data.loader import Batch, StepBatches
@@ -81,6 +81,10 @@ class BenchModel:
         """A constant learning rate (no warmup, no decay)."""
         return WarmupStableDecay.C(lr=self.lr, lr_warmup_steps=0, decay_fraction=0.0).instance()
 
+    def transform(self, total_steps: int) -> optax.GradientTransformation:
+        """The optimizer with the schedule of a ``total_steps``-step run, for a bare step."""
+        return self.optimizer().build(self.schedule().build(total_steps))
+
     @cached_property
     def data(self) -> RandomTokens:
         blocks = np.random.default_rng(0).integers(0, self.vocab, (64 * self.batch, self.block + 1))
@@ -133,39 +137,10 @@ def model_flops_per_token(bench: BenchModel) -> float:
     return 6 * n + 12 * bench.layers * bench.width * bench.block
 
 
-BareStep = Callable[[Any, Any, jax.Array], tuple[Any, Any, jax.Array]]
-
-
-def bare_step(bench: BenchModel, total_steps: int) -> tuple[BareStep, Any, Any]:
-    """A hand-written jitted step ``(params, opt_state, tokens) -> (params, opt_state, loss)``
-    of the same flax model and optax optimizer, with its initial params and optimizer state."""
-    graphdef, params = nnx.split(bench.make_model(), nnx.Param)
-    params = nnx.to_pure_dict(params)
-    tx = bench.optimizer().build(bench.schedule().build(total_steps))
-    opt_state = tx.init(params)
-
-    def step(params: Any, opt_state: Any, tokens: jax.Array) -> tuple[Any, Any, jax.Array]:
-        def loss_fn(params: Any) -> jax.Array:
-            logits = nnx.merge(graphdef, params)(tokens[:, :-1])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    return jax.jit(step, donate_argnums=(0, 1)), params, opt_state
-
-
 def bare_jax_run(bench: BenchModel, warmup: int, steps: int) -> dict[str, float]:
-    """Tokens/s of :func:`bare_step` over ``steps`` steps after ``warmup`` ones."""
-    step, params, opt_state = bare_step(bench, warmup + steps)
+    """Tokens/s of the bare JAX step (``bare_jax.py``) over ``steps`` steps after ``warmup``
+    ones, on the batches the xpm-train loop gets."""
+    step, params, opt_state = bare_step(bench.make_model(), bench.transform(warmup + steps))
     batches = [jnp.asarray(bench.tokens(i)) for i in range(warmup + steps)]
-    for tokens in batches[:warmup]:
-        params, opt_state, loss = step(params, opt_state, tokens)
-    jax.block_until_ready(loss)
-    began = time.perf_counter()
-    for tokens in batches[warmup:]:
-        params, opt_state, loss = step(params, opt_state, tokens)
-    jax.block_until_ready(loss)
-    seconds = time.perf_counter() - began
+    seconds, loss = timed_steps(step, params, opt_state, batches[:warmup], batches[warmup:])
     return {"tokens_per_s": bench.batch * bench.block * steps / seconds, "loss": float(loss)}

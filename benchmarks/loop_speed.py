@@ -15,14 +15,12 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
+from bare_jax import bare_step, timed_steps
 
 from xpm_train.data.blocks import BlockData
 from xpm_train.objectives.language_model import NextTokenPrediction
@@ -77,33 +75,18 @@ def xpm_train_tokens_per_s(args: argparse.Namespace, parts: dict) -> float:
 
 
 def bare_tokens_per_s(args: argparse.Namespace, parts: dict) -> float:
+    """The bare JAX step (``bare_jax.py``) on 8 random batches in turn, after one warm-up."""
     model = parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
-    graphdef, params = nnx.split(model, nnx.Param)
     tx = parts["optimizer"].build(parts["schedule"].build(args.steps + 1))
-    opt_state = tx.init(params)
-
-    def step(params, opt_state, tokens):
-        def loss_fn(params):
-            logits = nnx.merge(graphdef, params)(tokens[:, :-1])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    step = jax.jit(step, donate_argnums=(0, 1))
+    step, params, opt_state = bare_step(model, tx)
     rng = np.random.default_rng(0)
     batches = [
         jnp.asarray(rng.integers(0, 256, (args.batch_size, args.seq_len + 1)), dtype=jnp.int32)
         for _ in range(8)
     ]
-    params, opt_state, loss = step(params, opt_state, batches[0])
-    jax.block_until_ready(loss)
-    began = time.perf_counter()
-    for i in range(args.steps):
-        params, opt_state, loss = step(params, opt_state, batches[i % len(batches)])
-    jax.block_until_ready(loss)
-    return args.steps * args.batch_size * args.seq_len / (time.perf_counter() - began)
+    timed = [batches[i % len(batches)] for i in range(args.steps)]
+    seconds, _ = timed_steps(step, params, opt_state, batches[:1], timed)
+    return args.steps * args.batch_size * args.seq_len / seconds
 
 
 def main() -> None:

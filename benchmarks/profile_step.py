@@ -29,7 +29,8 @@ import jax  # noqa: E402  (after the runtime settings, as in a job)
 import jax.numpy as jnp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_models import MODELS, bare_step  # noqa: E402
+from bare_jax import bare_step  # noqa: E402
+from bench_models import MODELS  # noqa: E402
 
 from xpm_train.models import fast_ops  # noqa: E402
 
@@ -63,7 +64,7 @@ def main() -> None:
     bench = MODELS[args.model]
     print(SETTINGS.describe())
     with fast_ops.use_fast_ops(not args.plain):
-        step, params, opt_state = bare_step(bench, 10**6)
+        step, params, opt_state = bare_step(bench.make_model(), bench.transform(10**6))
         tokens = jnp.asarray(bench.tokens(0))
         folder = Path(tempfile.mkdtemp(prefix=f"profile-{args.model}-"))
         if args.hlo:

@@ -42,13 +42,14 @@ import jax  # noqa: E402  (after the runtime settings, as in a job)
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
 from bench_models import MODELS, BenchModel, bare_jax_run, model_flops_per_token  # noqa: E402
 from machine_load import others_share, snapshot, wait_for_quiet  # noqa: E402
 
+from tests.support.compiles import watch_compiles  # noqa: E402
 from xpm_train.data.loader import Prefetcher  # noqa: E402
 from xpm_train.models import fast_ops  # noqa: E402
 from xpm_train.training import loop  # noqa: E402
-from xpm_train.training.compiles import watch_compiles  # noqa: E402
 from xpm_train.training.loop import LoopSettings, RunPaths, train  # noqa: E402
 from xpm_train.training.metrics import read_metrics  # noqa: E402
 

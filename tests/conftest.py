@@ -1,13 +1,13 @@
-"""Shared fixtures: tiny components, and a clean experimaestro scheduler for each test."""
+"""Shared fixtures: a clean experimaestro scheduler for each test, and the project's root.
+
+The tiny components the tests train are in ``tests/support/tiny.py``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from xpm_train.registry import build
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -28,23 +28,3 @@ def reset_scheduler() -> None:
 def fresh_scheduler():
     yield
     reset_scheduler()
-
-
-def tiny_components(**overrides: Any) -> dict[str, Any]:
-    """Instances of small components (a 1-layer transformer on arithmetic facts)."""
-    specs = {
-        "model": {
-            "name": "transformer",
-            "d_model": 32,
-            "n_layers": 1,
-            "n_heads": 2,
-            "max_seq_len": 32,
-        },
-        "tokenizer": {"name": "bytes"},
-        "dataset": {"name": "arithmetic", "n_examples": 300, "max_operand": 30},
-        "optimizer": {"name": "adamw"},
-        "schedule": {"name": "cosine", "lr": 1e-2, "lr_warmup_steps": 2},
-    }
-    for kind, spec in overrides.items():
-        specs[kind] = {**specs[kind], **spec}
-    return {kind: build(kind, spec).instance() for kind, spec in specs.items()}

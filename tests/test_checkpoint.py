@@ -3,30 +3,16 @@ import numpy as np
 import pytest
 
 from xpm_train.training.checkpoint import CheckpointStore, restore_params
-from xpm_train.training.mesh import make_mesh
-from xpm_train.training.state import (
-    abstract_state,
-    create_state,
-    init_params,
-    model_def,
-    state_shardings,
-)
+from xpm_train.training.state import abstract_state
 
-from .conftest import tiny_components
+from .support.tiny import model_factory, tiny_components, train_setup
 
 
 def _state():
     parts = tiny_components()
-
-    def make_model():
-        return parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
-
-    mesh = make_mesh()
-    definition = model_def(make_model, mesh)
     tx = parts["optimizer"].build(lambda step: 1e-3)
-    shardings = state_shardings(definition, tx, mesh)
-    state = create_state(init_params(make_model, definition), tx, 3, shardings)
-    return state, abstract_state(definition, tx, shardings), definition
+    setup = train_setup(model_factory(parts), tx, seed=3)
+    return setup.state, abstract_state(setup.definition, tx, setup.shardings), setup.definition
 
 
 def test_round_trip_restores_every_leaf_with_its_sharding(tmp_path):

@@ -11,7 +11,9 @@ from xpm_train.data.preferences import PreferencePair
 from xpm_train.data.tokenizers import ByteTokenizer
 from xpm_train.objectives.dpo import DirectPreference, dpo_losses, sequence_logps
 
-from .conftest import tiny_components
+from .support.tiny import tiny_model
+
+TOKENIZER = ByteTokenizer.C().instance()
 
 
 def numpy_dpo(
@@ -77,26 +79,24 @@ def test_logits_at_prompt_positions_do_not_matter():
 
 
 def test_encoding_scores_completion_tokens_only():
-    tokenizer = ByteTokenizer.C().instance()
-    arrays = encode_pairs([PreferencePair("1+2=", "3", "40")], tokenizer, seq_len=10)
+    arrays = encode_pairs([PreferencePair("1+2=", "3", "40")], TOKENIZER, seq_len=10)
     chosen = arrays["chosen"][0]
-    assert chosen[0] == tokenizer.eos_id and tokenizer.decode(chosen) == "1+2=3"
-    assert chosen[6] == tokenizer.eos_id and chosen[7] == tokenizer.pad_id
+    assert chosen[0] == TOKENIZER.eos_id and TOKENIZER.decode(chosen) == "1+2=3"
+    assert chosen[6] == TOKENIZER.eos_id and chosen[7] == TOKENIZER.pad_id
     # [eos] 1 + 2 = 3 [eos]: targets are tokens[1:]; "3" and the final eos are targets 5 and 6
     assert arrays["chosen_mask"][0].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
     assert arrays["rejected_mask"][0].tolist() == [0, 0, 0, 0, 1, 1, 1, 0, 0, 0]
 
 
-def _pair_batch(tokenizer, pairs, seq_len=12):
-    return {k: jnp.asarray(v) for k, v in encode_pairs(pairs, tokenizer, seq_len).items()}
+def _pair_batch(pairs, seq_len=12):
+    return {k: jnp.asarray(v) for k, v in encode_pairs(pairs, TOKENIZER, seq_len).items()}
 
 
 def test_loss_is_log_two_when_policy_equals_reference():
-    parts = tiny_components()
-    model = parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
+    model = tiny_model()
     graphdef, params = nnx.split(model, nnx.Param)
     pairs = [PreferencePair(f"{a}+{a}=", str(2 * a), str(2 * a + 1)) for a in range(5)]
-    batch = _pair_batch(parts["tokenizer"], pairs)
+    batch = _pair_batch(pairs)
     out = DirectPreference(graphdef, beta=0.1, label_smoothing=0.0)(model, batch, params, None)
     assert float(out.weight) == 5
     assert abs(float(out.loss_sum) / 5 - math.log(2)) < 1e-5
@@ -106,17 +106,15 @@ def test_loss_is_log_two_when_policy_equals_reference():
 
 
 def test_padded_pairs_do_not_count_and_gradient_flows_to_policy_only():
-    parts = tiny_components()
-    policy = parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
-    reference = parts["model"].create(parts["tokenizer"].vocab_size, seed=1)
+    policy, reference = tiny_model(seed=0), tiny_model(seed=1)
     graphdef, params = nnx.split(policy, nnx.Param)
     ref_graphdef, ref_params = nnx.split(reference, nnx.Param)
     pairs = [PreferencePair("2+2=", "4", "5"), PreferencePair("3+3=", "6", "7")]
-    batch = _pair_batch(parts["tokenizer"], pairs)
+    batch = _pair_batch(pairs)
     padded = dict(batch)
     padded["weight"] = jnp.asarray([1.0, 0.0])
     objective = DirectPreference(ref_graphdef, beta=0.5, label_smoothing=0.0)
-    single = objective(policy, _pair_batch(parts["tokenizer"], pairs[:1]), ref_params, None)
+    single = objective(policy, _pair_batch(pairs[:1]), ref_params, None)
     out = objective(policy, padded, ref_params, None)
     np.testing.assert_allclose(float(out.loss_sum), float(single.loss_sum), rtol=1e-5)
 
@@ -129,12 +127,10 @@ def test_padded_pairs_do_not_count_and_gradient_flows_to_policy_only():
 
 
 def test_rpo_adds_the_chosen_mean_token_nll():
-    parts = tiny_components()
-    policy = parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
-    reference = parts["model"].create(parts["tokenizer"].vocab_size, seed=1)
+    policy, reference = tiny_model(seed=0), tiny_model(seed=1)
     ref_graphdef, ref_params = nnx.split(reference, nnx.Param)
     pairs = [PreferencePair("2+2=", "4", "5"), PreferencePair("13+3=", "16", "15")]
-    batch = _pair_batch(parts["tokenizer"], pairs)
+    batch = _pair_batch(pairs)
     plain = DirectPreference(ref_graphdef, beta=0.5, label_smoothing=0.0)
     rpo = DirectPreference(ref_graphdef, beta=0.5, label_smoothing=0.0, rpo_alpha=2.0)
     base, out = plain(policy, batch, ref_params, None), rpo(policy, batch, ref_params, None)

@@ -14,11 +14,8 @@ from flax import nnx
 
 from xpm_train.models import fast_ops, native
 from xpm_train.models.transformer import Linear
-from xpm_train.objectives.language_model import NextTokenPrediction
-from xpm_train.registry import build
-from xpm_train.training.mesh import make_mesh
-from xpm_train.training.state import create_state, init_params, model_def, state_shardings
-from xpm_train.training.step import make_train_step
+
+from .support.tiny import tiny_components, train_setup
 
 
 def _random(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> jax.Array:
@@ -171,30 +168,13 @@ def test_switch_turns_the_fast_path_off():
 
 def _train_losses(fast: bool, steps: int) -> list[float]:
     """Losses of ``steps`` nanoGPT-style training steps (same init, same batches)."""
-    model = build(
-        "model",
-        {
-            "name": "transformer",
-            "d_model": 64,
-            "n_layers": 2,
-            "n_heads": 4,
-            "max_seq_len": 32,
-            "positions": "learned",
-            "norm_eps": 1e-5,
-        },
-    ).instance()
-    optimizer = build("optimizer", {"name": "adamw", "b2": 0.99}).instance()
-
-    def make_model():
-        return model.create(65, seed=0)
-
-    mesh = make_mesh()
-    definition = model_def(make_model, mesh)
-    tx = optimizer.build(lambda step: 1e-3)
-    params = init_params(make_model, definition)
-    state = create_state(params, tx, 0, state_shardings(definition, tx, mesh))
+    wider = {"d_model": 64, "n_layers": 2, "n_heads": 4, "positions": "learned", "norm_eps": 1e-5}
+    parts = tiny_components(model=wider, optimizer={"b2": 0.99})
+    tx = parts["optimizer"].build(lambda step: 1e-3)
+    setup = train_setup(lambda: parts["model"].create(65, seed=0), tx)
+    state = setup.state
     with fast_ops.use_fast_ops(fast):
-        step = jax.jit(make_train_step(definition, NextTokenPrediction(), tx, lambda s: 1e-3))
+        step = setup.jitted_step(1e-3)
         rng = np.random.default_rng(0)
         losses = []
         for _ in range(steps):

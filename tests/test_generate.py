@@ -5,7 +5,7 @@ from flax import nnx
 from xpm_train.data.tokenizers import ByteTokenizer
 from xpm_train.inference.generate import GenerationSettings, exact_match, generate
 
-from .conftest import tiny_components
+from .support.tiny import tiny_model
 
 TOKENIZER = ByteTokenizer.C().instance()
 FOUR, EOS = ord("4"), TOKENIZER.eos_id
@@ -35,8 +35,7 @@ def test_exact_match_counts_correct_answers():
 
 
 def test_sampling_is_seeded_and_prompts_do_not_interfere():
-    parts = tiny_components()
-    model = parts["model"].create(TOKENIZER.vocab_size, seed=0)
+    model = tiny_model()
     sampled = GenerationSettings(max_new_tokens=6, temperature=1.0, seed=3)
     first = generate(model, TOKENIZER, ["1+1=", "22+3="], sampled)
     assert first == generate(model, TOKENIZER, ["1+1=", "22+3="], sampled)

@@ -7,7 +7,7 @@ from flax import nnx
 
 from xpm_train.objectives.kl import KLRegularizedLM, token_kl
 
-from .conftest import tiny_components
+from .support.tiny import tiny_model
 
 
 def _logits(seed: int, shape=(2, 5, 11)) -> jax.Array:
@@ -32,10 +32,7 @@ def test_kl_matches_optax_in_both_directions():
 
 
 def _models():
-    parts = tiny_components()
-    policy = parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
-    reference = parts["model"].create(parts["tokenizer"].vocab_size, seed=1)
-    return policy, reference
+    return tiny_model(seed=0), tiny_model(seed=1)
 
 
 def _batch():

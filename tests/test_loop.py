@@ -12,7 +12,7 @@ from xpm_train.training.metrics import read_metrics
 from xpm_train.training.result import TrainResult
 from xpm_train.training.state import abstract_params, model_def
 
-from .helpers import run_paths, tiny_settings, tiny_stage
+from .support.tiny import run_paths, tiny_settings, tiny_stage
 
 
 def _final_params(folder, stage, step):

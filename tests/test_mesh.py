@@ -15,7 +15,7 @@ SCRIPT = """
 import json, sys, tempfile
 from pathlib import Path
 import jax
-from tests.helpers import run_paths, tiny_settings, tiny_stage
+from tests.support.tiny import run_paths, tiny_settings, tiny_stage
 from xpm_train.training.loop import train
 from xpm_train.training.metrics import read_metrics
 assert jax.device_count() == 2, jax.devices()
@@ -40,7 +40,7 @@ def test_data_and_model_parallel_match_one_device(tmp_path):
     from xpm_train.training.loop import train
     from xpm_train.training.metrics import read_metrics
 
-    from .helpers import run_paths, tiny_settings, tiny_stage
+    from .support.tiny import run_paths, tiny_settings, tiny_stage
 
     train(tiny_stage(), tiny_settings(total_steps=8), run_paths(tmp_path))
     single = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl", "train")]

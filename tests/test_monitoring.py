@@ -15,11 +15,11 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from xpm_train.tracking.wandb_file import offline_runs, read_wandb_file
 from xpm_train.training.metrics import read_metrics
 
 from .cli import job_folders, run_cli, run_experiment
 from .conftest import PROJECT
+from .support.wandb_file import offline_runs, read_wandb_file
 
 FAKE_KEY = "f" * 8 + "0123456789abcdef" * 2
 STEP_LINE = re.compile(
@@ -38,7 +38,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         workdir,
         home,
         "-c",
-        "pretrain.logger={name: wandb, tags: [ci]}",
+        "stages.pretrain.logger={name: wandb, tags: [ci]}",
         env={"WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from xpm_train.data.datasets import ArithmeticDataset, DatasetError, TextDataset
+from xpm_train.data.datasets import DatasetError, TextDataset
 from xpm_train.data.packing import pack, prepare_data, split_documents, token_stream
 from xpm_train.data.tokenizers import ByteTokenizer
+
+from .support.tiny import tiny_components
 
 
 def test_pack_makes_every_token_a_target_exactly_once():
@@ -30,8 +32,8 @@ def test_split_is_deterministic_by_seed_and_disjoint():
 
 
 def test_prepare_data_and_too_short_dataset():
-    tokenizer = ByteTokenizer.C().instance()
-    dataset = ArithmeticDataset.C(n_examples=300, max_operand=30).instance()
+    parts = tiny_components()
+    dataset, tokenizer = parts["dataset"], parts["tokenizer"]
     data = prepare_data(dataset, tokenizer, seq_len=16, eval_fraction=0.1, seed=0)
     first, second = data.train_blocks(0, seed=0), data.train_blocks(1, seed=0)
     assert first.shape == second.shape and first.shape[1] == 17 and data.eval.shape[1] == 17

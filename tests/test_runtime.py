@@ -14,11 +14,11 @@ import pytest
 from experimaestro import experiment
 
 from xpm_train.training import runtime
-from xpm_train.training.compiles import watch_compiles
 from xpm_train.training.loop import train
 
 from .conftest import reset_scheduler
-from .helpers import run_paths, tiny_settings, tiny_stage
+from .support.compiles import watch_compiles
+from .support.tiny import run_paths, tiny_settings, tiny_stage
 from .test_pretrain_task import tiny_pretrain
 
 SWITCHES = (

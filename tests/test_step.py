@@ -2,27 +2,13 @@ import jax
 import numpy as np
 import optax
 
-from xpm_train.objectives.language_model import NextTokenPrediction
-from xpm_train.training.mesh import make_mesh
-from xpm_train.training.state import create_state, init_params, model_def, state_shardings
-from xpm_train.training.step import make_train_step
-
-from .conftest import tiny_components
+from .support.tiny import model_factory, tiny_components, train_setup
 
 
 def _setup(tx=None):
     parts = tiny_components()
-
-    def make_model():
-        return parts["model"].create(parts["tokenizer"].vocab_size, seed=0)
-
-    mesh = make_mesh()
-    definition = model_def(make_model, mesh)
-    tx = tx or parts["optimizer"].build(lambda step: 1e-2)
-    params = init_params(make_model, definition)
-    state = create_state(params, tx, 0, state_shardings(definition, tx, mesh))
-    step = jax.jit(make_train_step(definition, NextTokenPrediction(), tx, lambda s: 1e-2))
-    return state, step
+    setup = train_setup(model_factory(parts), tx or parts["optimizer"].build(lambda step: 1e-2))
+    return setup.state, setup.jitted_step(1e-2)
 
 
 def _batch(accum: int, tokens: np.ndarray) -> dict:

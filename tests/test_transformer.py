@@ -6,10 +6,13 @@ from flax import nnx
 
 from xpm_train.models.config import TransformerConfig
 
+from .support.tiny import tiny_components
+
 
 def _model(**params):
-    config = TransformerConfig.C(d_model=32, n_layers=2, n_heads=4, max_seq_len=16, **params)
-    return config.instance().create(vocab_size=50, seed=0)
+    """The tiny transformer with 2 layers of 4 heads, 16 positions and a 50-token vocabulary."""
+    parts = tiny_components(model={"n_layers": 2, "n_heads": 4, "max_seq_len": 16, **params})
+    return parts["model"].create(vocab_size=50, seed=0)
 
 
 @pytest.mark.parametrize("positions", ["rope", "learned"])

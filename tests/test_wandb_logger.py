@@ -9,8 +9,9 @@ import pytest
 from xpm_train.registry import ComponentError
 from xpm_train.tracking.loggers import JobInfo, NoLogger, WandbLogger, build_logger
 from xpm_train.tracking.session import training_session
-from xpm_train.tracking.wandb_file import WandbFileError, offline_runs, read_wandb_file
 from xpm_train.training.result import TrainResult
+
+from .support.wandb_file import WandbFileError, offline_runs, read_wandb_file
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_the_run_is_named_by_stage_and_tags():
     logger = WandbLogger.C(tags=["sweep", "small"]).instance()
     assert logger.run_name("kl") == "kl (sweep, small)"
     assert logger.run_tags("kl") == ["kl", "sweep", "small"]
-    assert WandbLogger.C(name="mine").instance().run_name("kl") == "mine"
+    assert WandbLogger.C(display_name="mine").instance().run_name("kl") == "mine"
 
 
 def test_a_resumed_job_logs_to_the_same_run(wandb_env):
