@@ -70,7 +70,7 @@ def test_every_job_reports_progress_up_to_one(run):
     ]
     assert re.fullmatch(r"step 10/40 loss \d+\.\d{4}", steps[0])
     descs = [e["desc"] for e in progress_events(run["evaluate"])]
-    assert "stage1_data: held-out loss (1/2)" in descs and "done: 2 datasets" in descs
+    assert "pretrain: held-out loss (1/2)" in descs and "done: 2 datasets" in descs
     assert "done: 3 stages" in [e["desc"] for e in progress_events(run["report"])]
 
 
@@ -138,7 +138,7 @@ def test_no_api_key_is_written_anywhere(run):
     assert leaks == []
     params = json.loads((run["pretrain"] / "params.json").read_text())
     logger = next(o for o in params["objects"] if o["typename"].endswith("WandbLogger"))
-    assert set(logger["fields"]) <= {"project", "entity", "mode", "group", "name", "tags"}
+    assert set(logger["fields"]) <= {"project", "entity", "mode", "group", "display_name", "tags"}
 
 
 def test_turning_the_logger_off_reuses_the_done_jobs(run):

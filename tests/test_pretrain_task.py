@@ -13,19 +13,12 @@ from xpm_train.training.result import TrainResult
 from xpm_train.validation import ConfigError, validate
 
 from .conftest import reset_scheduler
+from .support.tiny import tiny_specs
 
 
 def tiny_pretrain(**overrides):
-    components = {
-        "model": build(
-            "model",
-            {"name": "transformer", "d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 16},
-        ),
-        "tokenizer": build("tokenizer", {"name": "bytes"}),
-        "dataset": build("dataset", {"name": "arithmetic", "n_examples": 300, "max_operand": 30}),
-        "optimizer": build("optimizer", {"name": "adamw"}),
-        "schedule": build("schedule", {"name": "cosine", "lr": 1e-2, "lr_warmup_steps": 2}),
-    }
+    specs = tiny_specs(model={"max_seq_len": 16})
+    components = {kind: build(kind, spec) for kind, spec in specs.items()}
     values = {
         "seq_len": 16,
         "batch_size": 8,

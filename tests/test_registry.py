@@ -1,7 +1,7 @@
 import pytest
 
 from xpm_train.optim.schedules import Cosine
-from xpm_train.registry import ComponentError, build, registered, spec_errors
+from xpm_train.registry import ComponentError, build, registered, validate_spec
 
 
 def test_builtin_components_are_registered():
@@ -38,7 +38,7 @@ def test_wrong_type_names_the_parameter():
         build("dataset", {"name": "arithmetic", "operations": "+"}, where="d")
 
 
-def test_spec_errors_lists_every_problem():
-    errors = spec_errors("schedule", {"name": "wsd", "lr": "x", "steps": 3}, "kl.schedule")
+def test_validate_spec_lists_every_problem():
+    errors = validate_spec("schedule", {"name": "wsd", "lr": "x", "steps": 3}, "kl.schedule")
     assert errors[0] == "kl.schedule.lr: 'x' is not a valid float"
     assert errors[1].startswith("kl.schedule.steps: unknown parameter of schedule 'wsd'")

@@ -14,7 +14,7 @@ from xpm_train.training.metrics import read_metrics
 from xpm_train.training.state import abstract_params, model_def
 from xpm_train.training.time_limit import TimeLimit, TimeLimitReached
 
-from .helpers import run_paths, tiny_settings, tiny_stage
+from .support.tiny import run_paths, tiny_settings, tiny_stage
 
 
 def _final_params(folder, stage, step):

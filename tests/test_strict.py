@@ -6,7 +6,7 @@ import attrs
 from experimaestro.experiments import ConfigurationBase, configuration
 
 from xpm_train.planning.sources import Sources
-from xpm_train.planning.strict import component, configuration_errors
+from xpm_train.planning.strict import component, validate_configuration
 
 
 @configuration()
@@ -25,7 +25,7 @@ class Schema(ConfigurationBase):
 def errors_of(values: dict, origin: str = "main.yaml") -> list[str]:
     sources = Sources()
     sources.merge({"id": "x", **values}, origin)
-    return configuration_errors(Schema, sources)
+    return validate_configuration(Schema, sources)
 
 
 def test_a_valid_configuration_has_no_error():
@@ -38,7 +38,7 @@ def test_unknown_keys_name_the_closest_and_the_origin():
     sources = Sources()
     sources.merge({"id": "x", "stage": {"bta": 0.5}}, "full.yaml")
     sources.merge({"stag": {"beta": 1}}, "-c stag.beta=1")
-    errors = configuration_errors(Schema, sources)
+    errors = validate_configuration(Schema, sources)
     assert errors[0].startswith(
         "stage.bta: unknown key (from full.yaml); did you mean 'stage.beta'? "
         "The keys of stage are: beta, steps, direction, schedule."
@@ -67,7 +67,7 @@ def test_component_specs_are_checked_against_the_registry():
     sources = Sources()
     sources.merge({"id": "x", "stage": {"schedule": {"name": "cosine", "lr": 1}}}, "full.yaml")
     sources.merge({"stage": {"schedule": {"lrr": 2}}}, "-c stage.schedule.lrr=2")
-    assert configuration_errors(Schema, sources) == [
+    assert validate_configuration(Schema, sources) == [
         "stage.schedule.lrr: unknown parameter (did you mean 'lr'?) of schedule 'cosine'; "
         "its parameters are: lr, lr_min_ratio, lr_warmup_steps (from -c stage.schedule.lrr=2)"
     ]

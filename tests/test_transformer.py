@@ -48,6 +48,6 @@ def test_too_long_sequence_and_bad_config():
     with pytest.raises(ValueError, match="exceeds the model's max_seq_len 16"):
         _model()(jnp.ones((1, 17), jnp.int32))
     with pytest.raises(ValueError, match="d_model=30 is not divisible by n_heads=4"):
-        TransformerConfig.C(d_model=30, n_heads=4).instance().check()
+        TransformerConfig.C(d_model=30, n_heads=4).instance().__validate__()
     with pytest.raises(ValueError, match="positions='alibi' is not one of rope, learned"):
-        TransformerConfig.C(positions="alibi").instance().check()
+        TransformerConfig.C(positions="alibi").instance().__validate__()
