@@ -56,4 +56,5 @@ def timed_steps(
     for tokens in timed:
         params, opt_state, loss = step(params, opt_state, tokens)
     jax.block_until_ready(loss)
+    assert loss is not None, "no timed step"
     return time.perf_counter() - began, loss

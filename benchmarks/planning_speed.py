@@ -81,7 +81,7 @@ def dry_run_seconds(yaml: Path, extra_env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--yaml", type=Path, default=PROJECT / "yaml" / "full.yaml")
     parser.add_argument("--jobs", type=int, help="plan a sweep of about this many jobs")

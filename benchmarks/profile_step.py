@@ -54,7 +54,7 @@ def op_times(trace: Path, steps: int) -> tuple[dict[str, float], collections.Cou
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mini")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--plain", action="store_true", help="the model without fast ops")

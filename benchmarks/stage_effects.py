@@ -1,9 +1,9 @@
-"""Does each stage do its job? Runs the default pipeline, then the same with ``kl.beta=0``
+"""Does each stage do its job? Runs the default pipeline, then the same with ``stages.kl.beta=0``
 (experimaestro reuses the pretraining job), and prints the figures the stages are judged by:
 
 - KL stage: held-out loss on the stage-1 data after the KL stage, beta > 0 vs beta = 0;
 - DPO: held-out reward accuracy, and the task's exact-match accuracy before and after DPO,
-  with the default ``rpo_alpha`` and with plain DPO (``dpo.rpo_alpha=0``).
+  with the default ``rpo_alpha`` and with plain DPO (``stages.dpo.rpo_alpha=0``).
 
     python benchmarks/stage_effects.py [--workdir runs] [--yaml yaml/full.yaml]
 """
@@ -45,33 +45,33 @@ def stage_figures(report_job: Path) -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workdir", default="runs")
     parser.add_argument("--yaml", default="yaml/full.yaml")
     args = parser.parse_args()
     with_kl = stage_figures(run_pipeline(args.yaml, args.workdir))
-    without_kl = stage_figures(run_pipeline(args.yaml, args.workdir, "kl.beta=0"))
-    plain_dpo = stage_figures(run_pipeline(args.yaml, args.workdir, "dpo.rpo_alpha=0"))
+    without_kl = stage_figures(run_pipeline(args.yaml, args.workdir, "stages.kl.beta=0"))
+    plain_dpo = stage_figures(run_pipeline(args.yaml, args.workdir, "stages.dpo.rpo_alpha=0"))
     summary = {
         "stage1_loss": {
-            "pretrain": with_kl["pretrain"]["eval"]["stage1_data"]["loss"],
-            "kl_beta>0": with_kl["kl"]["eval"]["stage1_data"]["loss"],
-            "kl_beta=0": without_kl["kl"]["eval"]["stage1_data"]["loss"],
+            "pretrain": with_kl["pretrain"]["eval"]["pretrain"]["loss"],
+            "kl_beta>0": with_kl["kl"]["eval"]["pretrain"]["loss"],
+            "stages.kl.beta=0": without_kl["kl"]["eval"]["pretrain"]["loss"],
         },
         "stage2_loss": {
-            "pretrain": with_kl["pretrain"]["eval"]["stage2_data"]["loss"],
-            "kl_beta>0": with_kl["kl"]["eval"]["stage2_data"]["loss"],
-            "kl_beta=0": without_kl["kl"]["eval"]["stage2_data"]["loss"],
+            "pretrain": with_kl["pretrain"]["eval"]["kl"]["loss"],
+            "kl_beta>0": with_kl["kl"]["eval"]["kl"]["loss"],
+            "stages.kl.beta=0": without_kl["kl"]["eval"]["kl"]["loss"],
         },
         "accuracy": {
-            stage: with_kl[stage]["eval"]["stage1_data"]["accuracy"]
+            stage: with_kl[stage]["eval"]["pretrain"]["accuracy"]
             for stage in ("pretrain", "kl", "dpo")
         },
         "train_accuracy": {
-            stage: with_kl[stage]["eval"]["stage1_data"]["train_accuracy"]
+            stage: with_kl[stage]["eval"]["pretrain"]["train_accuracy"]
             for stage in ("pretrain", "kl", "dpo")
         },
-        "plain_dpo_accuracy": plain_dpo["dpo"]["eval"]["stage1_data"]["accuracy"],
+        "plain_dpo_accuracy": plain_dpo["dpo"]["eval"]["pretrain"]["accuracy"],
         "plain_dpo_eval_reward_accuracy": plain_dpo["dpo"]["train"]["eval/rewards/accuracies"],
         "dpo_eval_reward_accuracy": with_kl["dpo"]["train"]["eval/rewards/accuracies"],
         "dpo_eval_reward_margin": with_kl["dpo"]["train"]["eval/rewards/margins"],

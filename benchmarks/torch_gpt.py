@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F  # noqa: N812
-from torch import nn
+import torch  # pyright: ignore[reportMissingImports] (pip install -e ".[bench]")
+import torch.nn.functional as F  # noqa: N812  # pyright: ignore[reportMissingImports]
+from torch import nn  # pyright: ignore[reportMissingImports]
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def xpm_train_run(bench: BenchModel, args: argparse.Namespace, folder: Path) -> 
 
 
 def torch_run(bench: BenchModel, args: argparse.Namespace) -> dict:
-    import torch  # only in the process of a torch run
+    import torch  # pyright: ignore[reportMissingImports] (only in a torch run's process)
     from torch_gpt import GPTConfig, TorchTrainer, load_jax_params
 
     config = GPTConfig(bench.vocab, bench.block, bench.layers, bench.heads, bench.width, 1e-5)
@@ -155,13 +155,21 @@ def in_fresh_process(name: str, args: argparse.Namespace, folder: Path, **env: s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _version(package: str) -> str | None:
+    """The installed version of ``package``, None when it is not installed (torch is optional)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def summary_runtime(runs: dict[str, list[dict]]) -> str:
     """The runtime settings of the runs' processes (those of an xpm_train run if any)."""
     return (runs.get("xpm_train") or next(iter(runs.values())))[0]["runtime"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mini")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per run")
@@ -285,8 +293,8 @@ def main() -> None:
         runtime=summary_runtime(runs),
         versions={
             "jax": jax.__version__,
-            "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
-            "torch": importlib.metadata.version("torch"),
+            "jaxlib": importlib.metadata.version("jaxlib"),
+            "torch": _version("torch"),
             "python": platform.python_version(),
             "backend": jax.default_backend(),
             "cpu_count": os.cpu_count(),
