@@ -7,7 +7,6 @@ model learns to answer the prompts and not to write them (TRL's completion-only 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from xpm_train.data.datasets import (
     read_jsonl,
     readable_at_planning,
 )
-from xpm_train.data.loader import Batch, StepBatches, eval_batches
+from xpm_train.data.examples import ExampleData
 from xpm_train.data.packing import split_documents
 from xpm_train.data.tokenizers import Tokenizer, encode_prompt
 from xpm_train.registry import register
@@ -118,8 +117,7 @@ def encode_completions(
     return {"tokens": tokens, "mask": mask}
 
 
-@dataclass
-class CompletionData:
+class CompletionData(ExampleData):
     """Shuffled training examples by step and the held-out examples of a completion dataset.
 
     Batches carry ``tokens`` and ``mask`` like :class:`~xpm_train.data.blocks.BlockData`'s, so
@@ -127,13 +125,7 @@ class CompletionData:
     (completion) tokens, and a padded example scores none.
     """
 
-    train: dict[str, np.ndarray]
-    eval: dict[str, np.ndarray]
-    batch_size: int
-    seed: int
-    pad_id: int
-    max_eval_batches: int
-    seq_len: int
+    token_arrays = {"tokens": True, "mask": False}
 
     @classmethod
     def from_dataset(
@@ -161,16 +153,3 @@ class CompletionData:
             max_eval_batches,
             seq_len,
         )
-
-    @property
-    def tokens_per_sample(self) -> int:
-        return self.seq_len
-
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
-        return StepBatches(self.train, self.batch_size, accum_steps, self.seed)
-
-    def eval_batches(self, batch_size: int) -> list[Batch]:
-        if len(self.eval["tokens"]) == 0:
-            return []
-        pad = {"tokens": self.pad_id, "mask": 0.0}
-        return eval_batches(self.eval, batch_size, self.max_eval_batches, pad)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
 from xpm_train.data.datasets import DatasetError
-from xpm_train.data.loader import Batch, StepBatches, eval_batches
+from xpm_train.data.examples import ExampleData
 from xpm_train.data.packing import split_documents
 from xpm_train.data.preferences import PreferenceDataset, PreferencePair
 from xpm_train.data.tokenizers import Tokenizer, encode_prompt
@@ -43,17 +40,17 @@ def encode_pairs(
     return arrays
 
 
-@dataclass
-class PairData:
+class PairData(ExampleData):
     """Shuffled training pairs by step and the held-out pairs of a preference dataset."""
 
-    train: dict[str, np.ndarray]
-    eval: dict[str, np.ndarray]
-    batch_size: int
-    seed: int
-    pad_id: int
-    max_eval_batches: int
-    seq_len: int
+    token_arrays = {
+        "chosen": True,
+        "rejected": True,
+        "chosen_mask": False,
+        "rejected_mask": False,
+        "weight": False,
+    }
+    sequences_per_example = 2
 
     @classmethod
     def from_dataset(
@@ -79,22 +76,3 @@ class PairData:
             max_eval_batches,
             seq_len,
         )
-
-    @property
-    def tokens_per_sample(self) -> int:
-        return 2 * self.seq_len
-
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
-        return StepBatches(self.train, self.batch_size, accum_steps, self.seed)
-
-    def eval_batches(self, batch_size: int) -> list[Batch]:
-        if len(self.eval["weight"]) == 0:
-            return []
-        pad = {
-            "chosen": self.pad_id,
-            "rejected": self.pad_id,
-            "chosen_mask": 0.0,
-            "rejected_mask": 0.0,
-            "weight": 0.0,
-        }
-        return eval_batches(self.eval, batch_size, self.max_eval_batches, pad)
