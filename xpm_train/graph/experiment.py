@@ -102,6 +102,8 @@ def plan_experiment(
     local = Problems()
     settings = evaluation_parameters(evaluation, local)
     found += [(f"evaluation.{key}", message) for key, message in local.found]
+    if not stages and not found:
+        found.append(("stages", "no training stage: give at least one (docs/yaml.md)"))
     if found:
         return None, found
     splits = held_out_splits(instances)

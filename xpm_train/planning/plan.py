@@ -4,21 +4,46 @@ experimaestro's ``--run-mode dry_run`` lists the jobs and their dependencies but
 parameters. :func:`write_plan` describes each submitted task with all its parameters, defaults
 filled in, nested components expanded, and the jobs it depends on. A dry run (or
 ``generate_only``) prints it; a normal run saves it as ``plan.yaml`` in the experiment's
-run folder (``WORKDIR/experiments/<id>/<run>/plan.yaml``).
+run folder (``WORKDIR/experiments/<id>/<run>/plan.yaml``). Each training job also gets its
+``cost`` (steps, tokens, parameters, FLOPs, estimated wall time: :mod:`.cost`), and the summary
+their totals; a dry run first calibrates the job shapes it has no measurement of
+(:mod:`.calibrate`, docs/plan-cost.md).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 from experimaestro import Config
 
+from xpm_train.planning import calibrate
+from xpm_train.planning.cost import (
+    calibrated_wall,
+    earlier_jobs,
+    earlier_wall,
+    job_wall,
+    shape_id,
+    shape_of,
+    work,
+)
+from xpm_train.tasks.trainer import TrainerTask
+
+#: Above this share of the CPUs used by other processes, a calibration is flagged in the plan.
+BUSY = 0.2
+
 
 def _job_name(job: Any) -> str:
-    return str(job.relpath)
+    """``<task id>/<hash>`` (computed once per job: experimaestro derives it from the
+    job's identifier every time it is asked)."""
+    name = getattr(job, "_xpm_train_name", None)
+    if name is None:
+        name = str(job.relpath)
+        job._xpm_train_name = name
+    return name
 
 
 def _value(value: Any) -> Any:
@@ -49,16 +74,100 @@ def _state(job: Any) -> str:
     return "done" if job.state.finished() else "to run"
 
 
-def describe_job(task: Config) -> dict[str, Any]:
-    """One submitted task: its job folder, state, parameters and the jobs it waits for."""
+def describe_job(task: Config, cost: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One submitted task: its job folder, state, parameters, the jobs it waits for and, for
+    a training job, its ``cost``."""
     job = task.__xpm__.job
     job.load_from_disk()
-    return {
+    described = {
         "job": _job_name(job),
         "state": _state(job),
         "parameters": _config(task),
         "depends on": sorted(_job_name(dependency.origin) for dependency in job.dependencies),
     }
+    if cost is not None:
+        state = described["state"]
+        wall = job_wall(Path(job.path)) if state == "done" else None
+        described["cost"] = {**cost, **({"measured wall": duration(wall)} if wall else {})}
+    return described
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _si(value: float) -> str:
+    for factor, unit in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.3g} {unit}"
+    return f"{value:.3g} "
+
+
+def job_costs(workdir: Path, tasks: list[Config], calibrating: bool) -> dict[int, dict[str, Any]]:
+    """The ``cost`` of each training task, by its index in ``tasks``. The wall time comes from
+    earlier jobs of the same shape in ``workdir``, else from its calibration (measured now
+    when ``calibrating`` and missing), else it is unknown."""
+    training = {i: task for i, task in enumerate(tasks) if isinstance(task, TrainerTask)}
+    shapes = {i: shape_id(shape_of(task)) for i, task in training.items()}
+    earlier = earlier_jobs([Path(task.__xpm__.job.path).parent for task in training.values()])
+    records = calibrate.read_cache(workdir)
+    missing = {shapes[i]: t for i, t in training.items() if shapes[i] not in {**earlier, **records}}
+    off = calibrate.switch(calibrate.SWITCH) is None
+    why = f"{calibrate.SWITCH}=0" if off else f"not calibrated: dry run with {calibrate.SWITCH}=1"
+    if missing and calibrate.enabled(calibrating):
+        print(
+            f"Calibrating {len(missing)} job shape(s) on this machine, in a subprocess "
+            f"(about 10 s each; {calibrate.SWITCH}=0 skips it)...",
+            flush=True,
+        )
+        began = time.perf_counter()
+        try:
+            records.update(calibrate.calibrate(workdir, missing))
+            print(f"Calibrated in {time.perf_counter() - began:.0f}s", flush=True)
+        except calibrate.CalibrationError as error:
+            why = "the calibration failed"
+            print(f"Warning: {error}", file=sys.stderr, flush=True)
+    costs = {}
+    for i, task in training.items():
+        cost, record = work(task), records.get(shapes[i])
+        if shapes[i] in earlier:
+            wall, source = earlier_wall(task, earlier[shapes[i]], record)
+        elif record is not None:
+            wall, source = calibrated_wall(task, record), "calibrated"
+            busy = record.get("others_cpu_share") or 0.0
+            if busy > BUSY:
+                source += f" (on a busy machine: other processes used {busy:.0%} of the CPUs)"
+        else:
+            wall, source = None, f"unknown ({why})"
+        if wall is not None:
+            cost["estimated wall"], cost["estimated wall_s"] = duration(wall), round(wall, 1)
+        costs[i] = {**cost, "source": source}
+    return costs
+
+
+def cost_totals(jobs: list[dict[str, Any]]) -> str | None:
+    """The training jobs to run: their tokens, FLOPs and estimated wall time, summed."""
+    costs = [job["cost"] for job in jobs if "cost" in job]
+    if not costs:
+        return None
+    to_run = [job["cost"] for job in jobs if "cost" in job and job["state"] != "done"]
+    done = f"; {len(costs) - len(to_run)} done" if len(costs) > len(to_run) else ""
+    if not to_run:
+        return f"Training: nothing to run{done}"
+    tokens = sum(cost["tokens"] for cost in to_run)
+    flops = [cost["flops"] for cost in to_run if cost["flops"] is not None]
+    walls = [cost["estimated wall_s"] for cost in to_run if "estimated wall_s" in cost]
+    sources = [cost["source"].split(" (")[0] for cost in to_run]
+    counted = ", ".join(f"{sources.count(s)} {s}" for s in dict.fromkeys(sources))
+    text = f"Training: {len(to_run)} job(s) to run{done}: {_si(tokens)}tokens"
+    text += f", {_si(sum(flops))}FLOPs" if flops else ""
+    if not walls:
+        return f"{text}, estimated wall unknown ({counted})"
+    some = f" for {len(walls)} of the {len(to_run)} jobs" if len(walls) < len(to_run) else ""
+    return f"{text}, estimated wall {duration(sum(walls))}{some} (sum over the jobs; {counted})"
 
 
 def summary(jobs: list[dict[str, Any]], sweeps: dict[str, list[str]]) -> str:
@@ -77,7 +186,8 @@ def summary(jobs: list[dict[str, Any]], sweeps: dict[str, list[str]]) -> str:
         if states.count(state) or state != "failed"
     )
     lines.append(f"Jobs: {len(jobs)} ({counts})")
-    return "\n".join(lines)
+    totals = cost_totals(jobs)
+    return "\n".join(lines + ([totals] if totals else []))
 
 
 def write_plan(xp: Any, tasks: list[Config], sweeps: dict[str, list[str]] | None = None) -> None:
@@ -85,8 +195,11 @@ def write_plan(xp: Any, tasks: list[Config], sweeps: dict[str, list[str]] | None
     experiment's run folder. Both print the grid and how many jobs are new or cached."""
     from experimaestro.scheduler.workspace import RunMode
 
-    jobs = [describe_job(task) for task in tasks]
-    text = yaml.safe_dump(jobs, sort_keys=False, default_flow_style=None)
+    dry_run = xp.run_mode == RunMode.DRY_RUN
+    costs = job_costs(Path(xp.workspace.path), tasks, calibrating=dry_run)
+    jobs = [describe_job(task, costs.get(index)) for index, task in enumerate(tasks)]
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when installed
+    text = yaml.dump(jobs, Dumper=dumper, sort_keys=False, default_flow_style=None)
     if xp.run_mode != RunMode.NORMAL:
         print(f"Plan ({len(tasks)} jobs):\n{text}", file=sys.stdout, flush=True)
     else:
