@@ -23,6 +23,7 @@ from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
 from xpm_train.tracking.loggers import MetricsLogger
+from xpm_train.training.time_limit import DEFAULT_MARGIN_S
 from xpm_train.validation import ConfigError, Problems
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class TrainerTask(JobEnvironment, ResumableTask):
     """Devices per model replica (the mesh's model axis)"""
     prefetch: Meta[int] = field(default=2)
     """Batches prepared ahead of the device by a background thread"""
-    time_limit_margin: Meta[float] = field(default=30.0)
+    time_limit_margin: Meta[float] = field(default=DEFAULT_MARGIN_S)
     """Under a time limit (SLURM), stop with a checkpoint when fewer seconds than this (plus two
     steps and one checkpoint) are left; experimaestro then resubmits the job, which resumes"""
     logger: Meta[MetricsLogger | None] = field(default=None)
