@@ -21,19 +21,8 @@ import yaml
 from experimaestro import Config
 
 from xpm_train.planning import calibrate
-from xpm_train.planning.cost import (
-    calibrated_wall,
-    earlier_jobs,
-    earlier_wall,
-    job_wall,
-    shape_id,
-    shape_of,
-    work,
-)
+from xpm_train.planning.cost import earlier_jobs, estimate, job_wall, shape_id, shape_of, work
 from xpm_train.tasks.trainer import TrainerTask
-
-#: Above this share of the CPUs used by other processes, a calibration is flagged in the plan.
-BUSY = 0.2
 
 
 def _job_name(job: Any) -> str:
@@ -100,10 +89,10 @@ def duration(seconds: float) -> str:
 
 
 def _si(value: float) -> str:
-    for factor, unit in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= factor:
-            return f"{value / factor:.3g} {unit}"
-    return f"{value:.3g} "
+            return f"{value / factor:.3g}{unit}"
+    return f"{value:.3g}"
 
 
 def job_costs(workdir: Path, tasks: list[Config], calibrating: bool) -> dict[int, dict[str, Any]]:
@@ -117,6 +106,7 @@ def job_costs(workdir: Path, tasks: list[Config], calibrating: bool) -> dict[int
     missing = {shapes[i]: t for i, t in training.items() if shapes[i] not in {**earlier, **records}}
     off = calibrate.switch(calibrate.SWITCH) is None
     why = f"{calibrate.SWITCH}=0" if off else f"not calibrated: dry run with {calibrate.SWITCH}=1"
+    whys = dict.fromkeys(missing, why)
     if missing and calibrate.enabled(calibrating):
         print(
             f"Calibrating {len(missing)} job shape(s) on this machine, in a subprocess "
@@ -125,27 +115,34 @@ def job_costs(workdir: Path, tasks: list[Config], calibrating: bool) -> dict[int
         )
         began = time.perf_counter()
         try:
-            records.update(calibrate.calibrate(workdir, missing))
-            print(f"Calibrated in {time.perf_counter() - began:.0f}s", flush=True)
+            measured = calibrate.calibrate(workdir, missing)
         except calibrate.CalibrationError as error:
-            why = "the calibration failed"
             print(f"Warning: {error}", file=sys.stderr, flush=True)
+            measured = {key: {calibrate.ERROR: ""} for key in missing}
+        for key, record in measured.items():
+            if calibrate.ERROR not in record:
+                records[key] = record
+                continue
+            whys[key] = "the calibration failed"
+            if record[calibrate.ERROR]:
+                print(f"Warning: calibration: {record[calibrate.ERROR]}", file=sys.stderr)
+        print(f"Calibrated in {time.perf_counter() - began:.0f}s", flush=True)
     costs = {}
     for i, task in training.items():
-        cost, record = work(task), records.get(shapes[i])
-        if shapes[i] in earlier:
-            wall, source = earlier_wall(task, earlier[shapes[i]], record)
-        elif record is not None:
-            wall, source = calibrated_wall(task, record), "calibrated"
-            busy = record.get("others_cpu_share") or 0.0
-            if busy > BUSY:
-                source += f" (on a busy machine: other processes used {busy:.0%} of the CPUs)"
-        else:
-            wall, source = None, f"unknown ({why})"
-        if wall is not None:
-            cost["estimated wall"], cost["estimated wall_s"] = duration(wall), round(wall, 1)
-        costs[i] = {**cost, "source": source}
+        cost = work(task)
+        guess = estimate(
+            task, earlier.get(shapes[i]), records.get(shapes[i]), whys.get(shapes[i], "")
+        )
+        if guess.wall_s is not None and guess.tokens_per_s is not None:
+            cost["tokens/s"] = round(guess.tokens_per_s)
+            cost["estimated wall"] = duration(guess.wall_s)
+            cost["estimated wall_s"] = round(guess.wall_s, 1)
+        costs[i] = {**cost, "source": guess.source}
     return costs
+
+
+def _kind(source: str) -> str:
+    return "from earlier jobs" if source.startswith("from") else source.split(" (")[0]
 
 
 def cost_totals(jobs: list[dict[str, Any]]) -> str | None:
@@ -160,10 +157,10 @@ def cost_totals(jobs: list[dict[str, Any]]) -> str | None:
     tokens = sum(cost["tokens"] for cost in to_run)
     flops = [cost["flops"] for cost in to_run if cost["flops"] is not None]
     walls = [cost["estimated wall_s"] for cost in to_run if "estimated wall_s" in cost]
-    sources = [cost["source"].split(" (")[0] for cost in to_run]
-    counted = ", ".join(f"{sources.count(s)} {s}" for s in dict.fromkeys(sources))
-    text = f"Training: {len(to_run)} job(s) to run{done}: {_si(tokens)}tokens"
-    text += f", {_si(sum(flops))}FLOPs" if flops else ""
+    sources = [_kind(cost["source"]) for cost in to_run]
+    counted = "wall times: " + ", ".join(f"{sources.count(s)} {s}" for s in dict.fromkeys(sources))
+    text = f"Training: {len(to_run)} job(s) to run{done}: {_si(tokens)} tokens"
+    text += f", {sum(flops):.3g} FLOPs" if flops else ""
     if not walls:
         return f"{text}, estimated wall unknown ({counted})"
     some = f" for {len(walls)} of the {len(to_run)} jobs" if len(walls) < len(to_run) else ""
