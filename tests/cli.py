@@ -23,12 +23,13 @@ def run_cli(
     cwd: Path = PROJECT,
 ) -> subprocess.CompletedProcess:
     """``experimaestro run-experiment --workdir WORKDIR ARGS YAML`` with ``HOME=home`` (an
-    isolated experimaestro settings folder)."""
+    isolated experimaestro settings folder) and no cost calibration (a test that wants one
+    sets ``XPM_TRAIN_CALIBRATE=1`` in ``env``)."""
     home.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, *python_args, "run-experiment", "--workdir", str(workdir), *args]
     return subprocess.run(
         [*command, str(yaml)],
-        env={**os.environ, "HOME": str(home), **(env or {})},
+        env={**os.environ, "HOME": str(home), "XPM_TRAIN_CALIBRATE": "0", **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,

@@ -127,7 +127,7 @@ BAD_INPUTS = {
     ),
     "a cycle": (
         "stages: {pretrain: {kind: kl, init: dpo, dataset: {name: arithmetic}}}\n",
-        "the stages form a cycle: dpo -> kl -> pretrain -> dpo",
+        "the stages form a cycle: pretrain -> dpo -> pretrain",
     ),
     "unknown stage kind": (
         ["-c", "stages.extra={kind: orpo, init: dpo}"],

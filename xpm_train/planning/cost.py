@@ -26,8 +26,6 @@ from xpm_train.models.config import ModelConfig, TransformerConfig
 from xpm_train.tasks.finetune import FinetuneTask, ReferenceTask
 from xpm_train.tasks.trainer import TrainerTask
 
-#: Data loaders whose samples hold more than one sequence (a preference pair: chosen, rejected).
-SEQUENCES_PER_SAMPLE = {"PairData": 2}
 #: Earlier jobs read per task type (the most recent ones).
 MAX_EARLIER_JOBS = 50
 
@@ -79,10 +77,9 @@ def flops_per_token(model: ModelConfig, vocab_size: int, seq_len: int, train: bo
 
 def sequences_per_sample(task: TrainerTask) -> int:
     """Sequences of ``seq_len`` tokens in one example of the batch (2 for preference pairs):
-    the loader's ``sequences_per_example``, else :data:`SEQUENCES_PER_SAMPLE`."""
-    loader = task.data_loader()
-    default = SEQUENCES_PER_SAMPLE.get(loader.__name__, 1)
-    return int(getattr(loader, "sequences_per_example", default))
+    the loader's ``sequences_per_example`` (:class:`~xpm_train.data.examples.ExampleData`),
+    else 1 (packed blocks)."""
+    return int(getattr(task.data_loader(), "sequences_per_example", 1))
 
 
 def tokens_per_step(task: TrainerTask) -> int:
