@@ -3,8 +3,8 @@
 Every job comes from the YAML: ``stages:`` names the training stages, each choosing a registered
 stage kind and its upstream stages (any graph, sweeps included); every checkpoint is evaluated on
 the held-out part of every text dataset of the graph; a report gathers them (docs/yaml.md).
-(No ``from __future__ import annotations`` here: experimaestro 2.7.0 cannot resolve a string
-annotation of ``run``'s configuration.)
+(No ``from __future__ import annotations`` here: experimaestro reads ``run``'s annotation as a
+class, not as a string.)
 """
 
 from typing import Any

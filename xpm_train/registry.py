@@ -84,7 +84,7 @@ def registered(kind: str) -> dict[str, type[Config]]:
     return dict(_REGISTRY[kind])
 
 
-def _type_name(argument: Any) -> str:
+def type_name(argument: Any) -> str:
     """``Type(float)`` -> ``float``, ``Array(Type(str))`` -> ``Array(str)``."""
     return re.sub(r"Type\((\w+)\)", r"\1", str(argument.type))
 
@@ -119,7 +119,7 @@ def validate_spec(kind: str, spec: Any, where: str = "") -> list[str]:
                 arguments[key].validate(value)
             except (ValueError, TypeError):
                 errors.append(
-                    f"{label}.{key}: {value!r} is not a valid {_type_name(arguments[key])}"
+                    f"{label}.{key}: {value!r} is not a valid {type_name(arguments[key])}"
                 )
     return errors
 

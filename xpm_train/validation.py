@@ -1,8 +1,8 @@
 """Validation of configurations before anything is submitted: the one verb is *validate*.
 
-Components and tasks define experimaestro's ``__validate__`` hook (experimaestro 2.7.0 does not
-call it itself: see docs/planning.md), raising :class:`ConfigError` or ``ValueError``; planning
-calls it through :func:`validate` and reports each problem under its YAML key.
+Components and tasks define experimaestro's ``__validate__`` hook, raising :class:`ConfigError`
+or ``ValueError``; planning calls it through :func:`validate` (docs/planning.md says why
+experimaestro's own call is not relied on) and reports each problem under its YAML key.
 """
 
 from __future__ import annotations

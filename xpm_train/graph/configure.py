@@ -18,7 +18,7 @@ import yaml
 from experimaestro import Config
 
 from xpm_train.graph.sections import config_type, is_checkpoint, parameters, stage_kinds
-from xpm_train.registry import component_kind, registered, registered_kinds
+from xpm_train.registry import component_kind, registered, registered_kinds, type_name
 
 #: Placeholders of optional parameters whose ``null`` default does not validate on its own
 #: (the only special case: pretrain needs exactly one of ``steps`` and ``tokens``).
@@ -55,7 +55,7 @@ def _type_text(argument: Any) -> str:
     base = config_type(argument)
     if base is not None:
         return f"{component_kind(base) or base.__name__} ({', '.join(choices(base))})"
-    return re.sub(r"Type\((\w+)\)", r"\1", str(argument.type))
+    return type_name(argument)
 
 
 def choices(base: type) -> dict[str, type[Config]]:

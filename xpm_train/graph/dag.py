@@ -12,6 +12,7 @@ from xpm_train.graph.sections import (
     KIND,
     LAUNCHER,
     build_stage,
+    is_checkpoint,
     parameters,
     stage_class,
     stage_references,
@@ -21,6 +22,9 @@ from xpm_train.graph.sweeps import grid, point_label, substituted, swept_values
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.trainer import TrainerTask
 from xpm_train.validation import Problems
+
+#: Names a stage cannot have: the other jobs' keys in ``launcher:``.
+RESERVED_NAMES = ("default", "evaluation", "report", "max_retries")
 
 #: What turns a built task into its checkpoint output: ``task.planned_output()`` when
 #: planning, ``task.submit(...)`` when running (it gets the stage's name too).
@@ -85,12 +89,21 @@ class StageGraph:
     def order(self, problems: Problems) -> list[str]:
         """The stages, each after the ones it references; problems for unknown references and
         cycles (the stages involved are left out)."""
-        references: dict[str, dict[str, str]] = {}
+        references: dict[str, dict[str, list[str]]] = {}
+        classes: dict[str, type[TrainerTask]] = {}
         for name, section in self.sections.items():
+            if name in RESERVED_NAMES:
+                problems.add(
+                    name,
+                    f"the name {name!r} is reserved (launcher.{name} is the launcher of the "
+                    "jobs of that name); give the stage another name",
+                )
+                continue
             local = Problems()
             cls = stage_class(section, local)
             problems.found += [(f"{name}.{key}".rstrip("."), m) for key, m in local.found]
             if cls is not None:
+                classes[name] = cls
                 references[name] = stage_references(cls, section)
                 known = list(parameters(cls))
                 for key in section:
@@ -107,16 +120,22 @@ class StageGraph:
                 return False
             state[name] = "visiting"
             fine = True
-            for key, upstream in references[name].items():
-                if upstream == name or upstream in path:
-                    cycle = " -> ".join([*path[path.index(upstream) :], name, upstream])
+            edges = [(key, up) for key, names in references[name].items() for up in names]
+            for key, upstream in edges:
+                chain = [*path, name]
+                if upstream in chain:
+                    cycle = " -> ".join([*chain[chain.index(upstream) :], upstream])
                     problems.add(f"{name}.{key}", f"the stages form a cycle: {cycle}")
                     fine = False
                 elif upstream not in references:
                     if upstream not in self.sections:
                         known = ", ".join(sorted(self.sections))
+                        argument = parameters(classes[name]).get(key)
+                        data = argument is None or not is_checkpoint(argument)
+                        spec = " (a component is a {name: ...} spec)" if data else ""
                         problems.add(
-                            f"{name}.{key}", f"unknown stage {upstream!r}; the stages are: {known}"
+                            f"{name}.{key}",
+                            f"unknown stage {upstream!r}{spec}; the stages are: {known}",
                         )
                     fine = False
                 elif not visit(upstream, [*path, name]):
@@ -130,10 +149,11 @@ class StageGraph:
             visit(name, [])
         return ordered
 
-    def references(self, name: str) -> list[str]:
+    def references(self, name: str, section: Mapping[str, Any]) -> list[str]:
+        """The stages a section (of stage ``name``, one grid point) takes something from."""
         cls = stage_class(self.sections[name], Problems())
         assert cls is not None
-        return sorted(set(stage_references(cls, self.sections[name]).values()))
+        return sorted({up for names in stage_references(cls, section).values() for up in names})
 
     def launcher(self, name: str) -> Any:
         return self.sections[name].get(LAUNCHER)
@@ -157,17 +177,16 @@ class StageGraph:
         for name in order:
             cls = stage_class(self.sections[name], Problems())
             assert cls is not None
-            upstream = self.references(name)
             built[name] = []
-            own_points = grid(sweeps[name])
-            for combination in itertools.product(*(built[u] for u in upstream)):
-                merged = _compatible([instance.point for instance in combination])
-                if merged is None:
-                    continue
-                chosen = _Chosen(dict(zip(upstream, combination, strict=True)), names)
-                for own in own_points:
+            for own in grid(sweeps[name]):
+                section = substituted(self.sections[name], own)
+                upstream = self.references(name, section)
+                for combination in itertools.product(*(built[u] for u in upstream)):
+                    merged = _compatible([instance.point for instance in combination])
+                    if merged is None:
+                        continue
+                    chosen = _Chosen(dict(zip(upstream, combination, strict=True)), names)
                     point = {**merged, **{f"{name}.{key}": v for key, v in own.items()}}
-                    section = substituted(self.sections[name], own)
                     local = Problems()
                     task = build_stage(cls, section, chosen, local)
                     for key, message in local.found:
@@ -175,6 +194,11 @@ class StageGraph:
                         if entry not in problems.found:
                             problems.add(*entry)
                     if task is not None:
-                        output = materialise(task, name)
-                        built[name].append(StageInstance(name, point, task, output))
-        return [instance for name in order for instance in built[name]]
+                        instance = StageInstance(name, point, task, materialise(task, name))
+                        built[name].append(instance)
+        instances = [instance for name in order for instance in built[name]]
+        labels = [instance.label for instance in instances]
+        for label in sorted({label for label in labels if labels.count(label) > 1}):
+            stage = label.split("[", 1)[0]
+            problems.add(stage, f"two jobs are labelled {label}: give distinct swept values")
+        return instances

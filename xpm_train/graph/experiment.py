@@ -49,20 +49,22 @@ class PlannedExperiment:
 
 def held_out_splits(instances: list[StageInstance]) -> dict[str, HeldOutSplit]:
     """The held-out part of each text dataset the stages train on, named by the stage that
-    holds it out (and its grid point when the stage's instances differ in their data)."""
+    holds it out, or by the job's label when that stage's jobs differ in their data (a swept
+    dataset). Every evaluation takes all of them: a new dataset reruns every evaluation."""
+    by_stage: dict[str, dict[bytes, tuple[str, HeldOutSplit]]] = {}
+    for instance in instances:
+        data, task = instance.task.training_data(), instance.task
+        if isinstance(data, TextDataset):
+            split = HeldOutSplit.C(dataset=data, eval_fraction=task.eval_fraction, seed=task.seed)
+            distinct = by_stage.setdefault(instance.stage, {})
+            distinct.setdefault(split.__xpm__.identifier.all, (instance.label, split))
     splits: dict[str, HeldOutSplit] = {}
     seen: set[bytes] = set()
-    for instance in instances:
-        data = instance.task.training_data()
-        if not isinstance(data, TextDataset):
-            continue
-        task = instance.task
-        split = HeldOutSplit.C(dataset=data, eval_fraction=task.eval_fraction, seed=task.seed)
-        identity = split.__xpm__.identifier.all
-        if identity in seen:
-            continue
-        seen.add(identity)
-        splits[instance.stage if instance.stage not in splits else instance.label] = split
+    for stage, distinct in by_stage.items():
+        for identity, (label, split) in distinct.items():
+            if identity not in seen:
+                seen.add(identity)
+                splits[stage if len(distinct) == 1 else label] = split
     return splits
 
 
@@ -74,6 +76,8 @@ def evaluation_parameters(section: Mapping[str, Any], problems: Problems) -> dic
         if key not in arguments:
             known = ", ".join(sorted(arguments))
             problems.add(key, f"unknown parameter of the evaluations; they are: {known}")
+        elif value is None:
+            continue  # null: the parameter's default
         else:
             values[key] = convert_value(arguments[key], value, key, problems)
     return values
@@ -97,12 +101,13 @@ def plan_experiment(
     (None: only build). Returns the experiment (None on problems) and the problems, keyed
     by their YAML path."""
     problems = Problems()
-    instances = StageGraph(stages).instances(materialise, problems)
+    graph = StageGraph(stages)
+    instances = graph.instances(materialise, problems)
     found = [(f"stages.{key}", message) for key, message in problems.found]
     local = Problems()
     settings = evaluation_parameters(evaluation, local)
     found += [(f"evaluation.{key}", message) for key, message in local.found]
-    if not stages and not found:
+    if not graph.sections and not found:
         found.append(("stages", "no training stage: give at least one (docs/yaml.md)"))
     if found:
         return None, found

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from experimaestro import Config
 from experimaestro.core.types import ObjectType
 
-from xpm_train.registry import component_kind, registered
+from xpm_train.graph.sweeps import SWEEP, is_sweep
+from xpm_train.registry import component_kind, registered, type_name
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.trainer import TrainerTask
 from xpm_train.tracking.loggers import MetricsLogger, build_logger
@@ -51,8 +52,13 @@ def stage_class(section: Any, problems: Problems) -> type[TrainerTask] | None:
         problems.add("", f"expected a mapping with a 'kind' key, got {section!r}")
         return None
     kind = section.get(KIND)
-    if kind not in kinds:
-        what = "missing" if kind is None else f"unknown stage kind {kind!r}"
+    if not isinstance(kind, str) or kind not in kinds:
+        if kind is None:
+            what = "missing"
+        elif is_sweep(kind):
+            what = "a stage kind cannot be swept (declare one stage per kind)"
+        else:
+            what = f"unknown stage kind {kind!r}"
         problems.add(KIND, f"{what}; the stage kinds are: {', '.join(sorted(kinds))}")
         return None
     return kinds[kind]
@@ -77,35 +83,37 @@ def is_checkpoint(argument: Any) -> bool:
     return base is not None and issubclass(base, Checkpoint)
 
 
-def _type_name(argument: Any) -> str:
-    return str(argument.type).replace("Type(", "").replace(")", "")
-
-
 def unknown_parameter(key: str, known: list[str], what: str) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown parameter{hint} of {what}; its parameters are: {', '.join(sorted(known))}"
 
 
-def stage_references(cls: type[TrainerTask], section: Mapping[str, Any]) -> dict[str, str]:
-    """``{key: upstream stage}`` for every value of the section naming another stage: its
-    checkpoint parameters and the components given as a stage's training data."""
-    references = {}
+def stage_references(cls: type[TrainerTask], section: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``{key: upstream stages}`` for every value of the section naming other stages: its
+    checkpoint parameters and the components given as a stage's training data (several
+    stages when the value is swept)."""
+    references: dict[str, list[str]] = {}
 
     def walk(config_class: type[Config], values: Mapping[str, Any], prefix: str) -> None:
         arguments = parameters(config_class)
         for key, value in values.items():
             argument = arguments.get(key)
             base = config_type(argument) if argument is not None else None
-            if base is None:
-                continue
-            if isinstance(value, str):
-                references[f"{prefix}{key}"] = value
-            elif isinstance(value, Mapping) and not is_checkpoint(argument):
-                kind = component_kind(base)
-                chosen = registered(kind).get(value.get("name")) if kind else None
-                if chosen is not None:
-                    walk(chosen, value, f"{prefix}{key}.")
+            if base is not None:
+                # a swept value references every stage any of its values names
+                for item in value[SWEEP] if is_sweep(value) else [value]:
+                    visit(base, argument, item, f"{prefix}{key}")
+
+    def visit(base: type, argument: Any, value: Any, path: str) -> None:
+        if isinstance(value, str):
+            references.setdefault(path, []).append(value)
+        elif isinstance(value, Mapping) and not is_checkpoint(argument):
+            kind = component_kind(base)
+            name = value.get("name")
+            chosen = registered(kind).get(name) if kind and isinstance(name, str) else None
+            if chosen is not None:
+                walk(chosen, value, f"{path}.")
 
     walk(cls, {k: v for k, v in section.items() if k not in (KIND, LAUNCHER)}, "")
     return references
@@ -144,6 +152,8 @@ def _build_config(
         if key not in arguments:
             problems.add(path, unknown_parameter(key, list(arguments), what))
             continue
+        if value is None and not arguments[key].required:
+            continue  # null: the parameter's default
         converted[key] = convert_value(arguments[key], value, path, problems, upstream)
     for key, argument in arguments.items():
         if argument.required and key not in values:
@@ -171,7 +181,7 @@ def convert_value(
         try:
             return argument.validate(value)
         except (ValueError, TypeError):
-            problems.add(path, f"{value!r} is not a valid {_type_name(argument)}")
+            problems.add(path, f"{value!r} is not a valid {type_name(argument)}")
             return None
     if upstream is None:
         problems.add(path, f"expected a plain value, got {value!r}")
@@ -192,9 +202,9 @@ def convert_value(
 
 def _stage_value(base: type, name: str, path: str, upstream: Upstream, problems: Problems) -> Any:
     if name not in upstream.names():
-        problems.add(
-            path, f"unknown stage {name!r}; the stages are: {', '.join(sorted(upstream.names()))}"
-        )
+        stages = ", ".join(sorted(upstream.names()))
+        given = "" if issubclass(base, Checkpoint) else " (a component is a {name: ...} spec)"
+        problems.add(path, f"unknown stage {name!r}{given}; the stages are: {stages}")
         return None
     if issubclass(base, Checkpoint):
         return upstream.checkpoint(name)
@@ -219,7 +229,8 @@ def _component(
         for name, cls in (registered(kind) if kind else {}).items()
         if issubclass(cls, base)
     }
-    if not isinstance(spec, Mapping) or spec.get("name") not in choices:
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    if not isinstance(name, str) or name not in choices:
         got = spec.get("name") if isinstance(spec, Mapping) else spec
         problems.add(
             f"{path}.name" if isinstance(spec, Mapping) else path,

@@ -64,7 +64,7 @@ def substituted(section: Mapping[str, Any], point: Mapping[str, Any]) -> dict[st
 
 def format_value(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return repr(value)  # exact: two swept values never print alike
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
     return str(value)

@@ -75,7 +75,7 @@ def flops_per_token(model: ModelConfig, vocab_size: int, seq_len: int, train: bo
     return 3 * (2 * n + attention) if train else 2 * n + attention
 
 
-def sequences_per_sample(task: TrainerTask) -> int:
+def sequences_per_example(task: TrainerTask) -> int:
     """Sequences of ``seq_len`` tokens in one example of the batch (2 for preference pairs):
     the loader's ``sequences_per_example`` (:class:`~xpm_train.data.examples.ExampleData`),
     else 1 (packed blocks)."""
@@ -83,7 +83,7 @@ def sequences_per_sample(task: TrainerTask) -> int:
 
 
 def tokens_per_step(task: TrainerTask) -> int:
-    return task.batch_size * sequences_per_sample(task) * task.seq_len
+    return task.batch_size * sequences_per_example(task) * task.seq_len
 
 
 def shape_of(task: TrainerTask) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import copy
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -124,15 +123,3 @@ def checked_configuration(configuration: ConfigurationType) -> ConfigurationType
 class PlanningError(HandledException):
     """A check of the experiment's tasks failed before anything was submitted
     (experimaestro prints the message and exits with status 1)."""
-
-
-def run_planning_checks(check: Callable[[], object]) -> None:
-    """Run ``check`` (which builds and checks an experiment's tasks); its ValueError becomes a
-    :class:`PlanningError`, which experimaestro reports in one line."""
-    try:
-        check()
-    except ValueError as error:
-        message = str(error)
-    else:
-        return
-    raise PlanningError(f"{message}. Nothing was submitted.")

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from experimaestro.experiments.cli import ConfigurationLoader
 
+from xpm_train.graph.sweeps import is_sweep
+
 
 class SourceError(ValueError):
     """A YAML file or a ``-c`` override that cannot be read."""
@@ -64,15 +66,27 @@ def _record(origins: dict[str, str], data: Any, prefix: str, origin: str) -> Non
             _record(origins, value, path, origin)
 
 
+#: Keys whose change makes a mapping start afresh: a component's ``name``, a stage's ``kind``.
+SELECTORS = ("name", "kind")
+
+
+def _replaces(value: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether ``value`` replaces ``current`` instead of being merged into it: ``dataset:
+    {name: jsonl, path: x}`` over an ``arithmetic`` spec must not inherit ``n_examples``, a
+    stage of another kind not inherit the old kind's parameters, a sweep not be merged into
+    the spec it sweeps over."""
+    if is_sweep(value) or is_sweep(current):
+        return True
+    return any(key in value and key in current and value[key] != current[key] for key in SELECTORS)
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str, origins: dict) -> None:
-    """experimaestro's deep merge, except that a component spec whose ``name`` changes is
-    replaced, not merged: ``dataset: {name: jsonl, path: x}`` over an ``arithmetic`` spec must
-    not inherit ``n_examples``."""
+    """experimaestro's deep merge, except for the mappings that :func:`_replaces`."""
     for key, value in update.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         current = base.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            if "name" in value and value["name"] != current.get("name"):
+            if _replaces(value, current):
                 base[key] = {}
                 for stale in [k for k in origins if k.startswith(path + ".")]:
                     del origins[stale]
