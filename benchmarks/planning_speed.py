@@ -28,8 +28,11 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 
-#: Environment of each variant (added to the current one).
-VARIANTS = {"mocked": {"XPM_TRAIN_NO_MOCKS": "0"}, "unmocked": {"XPM_TRAIN_NO_MOCKS": "1"}}
+#: Environment of each variant (added to the current one); no cost calibration (docs/plan-cost.md).
+VARIANTS = {
+    "mocked": {"XPM_TRAIN_NO_MOCKS": "0", "XPM_TRAIN_CALIBRATE": "0"},
+    "unmocked": {"XPM_TRAIN_NO_MOCKS": "1", "XPM_TRAIN_CALIBRATE": "0"},
+}
 
 
 #: Learning rates of the pretraining stage in a ``--jobs`` sweep.
