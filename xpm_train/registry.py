@@ -6,7 +6,6 @@ registered under that kind, the other keys are its parameters (checked by experi
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 import re
@@ -90,38 +89,19 @@ def type_name(argument: Any) -> str:
 
 
 def validate_spec(kind: str, spec: Any, where: str = "") -> list[str]:
-    """What is wrong with a component spec: its name, unknown parameters (with the closest
-    valid one) and ill-typed values. Parameters left out are not errors (defaults apply)."""
-    label = where or kind
-    if not isinstance(spec, Mapping):
-        return [f"{label}: expected a mapping with a 'name' key selecting a {kind}, got {spec!r}"]
-    choices = registered(kind)
-    params = dict(spec)
-    name = params.pop("name", None)
-    if name not in choices:
-        return [f"{label}.name: unknown {kind} {name!r}; available: {', '.join(sorted(choices))}"]
-    arguments = {
-        key: arg
-        for key, arg in choices[name].__getxpmtype__().arguments.items()
-        if not arg.generator
-    }
-    errors = []
-    for key, value in params.items():
-        if key not in arguments:
-            close = difflib.get_close_matches(key, list(arguments), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            errors.append(
-                f"{label}.{key}: unknown parameter{hint} of {kind} {name!r}; "
-                f"its parameters are: {', '.join(sorted(arguments))}"
-            )
-        elif not isinstance(value, (Config, Mapping)):
-            try:
-                arguments[key].validate(value)
-            except (ValueError, TypeError):
-                errors.append(
-                    f"{label}.{key}: {value!r} is not a valid {type_name(arguments[key])}"
-                )
-    return errors
+    """What is wrong with a component spec, one ``key: message`` each: its name, unknown
+    parameters (with the closest valid one), ill-typed or missing values (the same checks
+    as a stage section's components: :mod:`xpm_train.graph.sections`)."""
+    return [f"{key}: {message}" for key, message in _built(kind, spec, where)[1]]
+
+
+def _built(kind: str, spec: Any, where: str) -> tuple[Config | None, list[tuple[str, str]]]:
+    from xpm_train.graph.sections import build_component
+    from xpm_train.validation import Problems
+
+    problems = Problems()
+    config = build_component(kind, spec, where or kind, problems)
+    return config, problems.found
 
 
 def build(kind: str, spec: Mapping[str, Any] | Config, where: str = "") -> Config:
@@ -131,12 +111,7 @@ def build(kind: str, spec: Mapping[str, Any] | Config, where: str = "") -> Confi
     """
     if isinstance(spec, Config):
         return spec
-    errors = validate_spec(kind, spec, where)
-    if errors:
-        raise ComponentError("; ".join(errors))
-    params = dict(spec)
-    name = params.pop("name")
-    try:
-        return registered(kind)[name].C(**params)
-    except (ValueError, TypeError, KeyError) as error:
-        raise ComponentError(f"{where or kind} ({kind} {name!r}): {error}") from error
+    config, problems = _built(kind, spec, where)
+    if problems or config is None:
+        raise ComponentError("; ".join(f"{key}: {message}" for key, message in problems))
+    return config

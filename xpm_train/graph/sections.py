@@ -126,7 +126,12 @@ def build_stage(
     (each problem added under its key)."""
     values = {k: v for k, v in section.items() if k not in (KIND, LAUNCHER)}
     built = _build_config(
-        cls, values, "", f"stage kind {cls.registered_name!r}", upstream, problems
+        cls,
+        values,
+        "",
+        f"stage kind {getattr(cls, 'registered_name', cls.__name__)!r}",
+        upstream,
+        problems,
     )
     if built is None:
         return None
@@ -139,7 +144,7 @@ def _build_config(
     values: Mapping[str, Any],
     prefix: str,
     what: str,
-    upstream: Upstream,
+    upstream: Upstream | None,
     problems: Problems,
 ) -> Config | None:
     arguments = parameters(cls)
@@ -183,10 +188,14 @@ def convert_value(
         except (ValueError, TypeError):
             problems.add(path, f"{value!r} is not a valid {type_name(argument)}")
             return None
-    if upstream is None:
-        problems.add(path, f"expected a plain value, got {value!r}")
-        return None
+    if isinstance(value, Config):  # built in Python (registry.build), not from YAML
+        if not isinstance(value, base):
+            problems.add(path, f"expected a {base.__name__}, got a {type(value).__name__}")
+        return value
     if isinstance(value, str):
+        if upstream is None:
+            problems.add(path, f"expected a {{name: ...}} spec, got {value!r}")
+            return None
         return _stage_value(base, value, path, upstream, problems)
     if issubclass(base, Checkpoint):
         problems.add(path, f"expected the name of an upstream stage, got {value!r}")
@@ -220,10 +229,21 @@ def _stage_value(base: type, name: str, path: str, upstream: Upstream, problems:
     return data
 
 
+def build_component(kind: str, spec: Any, where: str, problems: Problems) -> Config | None:
+    """The component a ``{name: ..., ...}`` spec of ``kind`` describes (no stage to refer
+    to); None if anything is wrong (each problem added under ``where.<key>``)."""
+    return _component(Config, spec, where, None, problems, kind)
+
+
 def _component(
-    base: type, spec: Any, path: str, upstream: Upstream, problems: Problems
+    base: type,
+    spec: Any,
+    path: str,
+    upstream: Upstream | None,
+    problems: Problems,
+    kind: str | None = None,
 ) -> Config | None:
-    kind = component_kind(base)
+    kind = kind or component_kind(base)
     choices = {
         name: cls
         for name, cls in (registered(kind) if kind else {}).items()
@@ -243,7 +263,7 @@ def _component(
     for key, value in spec.items():
         argument = arguments.get(key)
         if isinstance(value, str) and argument is not None and config_type(argument) is not None:
-            if value in upstream.names():  # a stage's training data: follow its split
+            if upstream is not None and value in upstream.names():  # a stage's data: its split
                 stage = upstream.task(value)
                 for own, stage_key in SPLIT_PARAMETERS.items():
                     if own in arguments and own not in spec:
