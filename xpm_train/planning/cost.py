@@ -241,10 +241,11 @@ def estimate(
         source = f"from {len(jobs)} earlier job{'s' if len(jobs) > 1 else ''}"
         if one_off:
             return Estimate(steps_s + max(0.0, statistics.median(one_off)), tokens_per_s, source)
-        if record is not None:
-            calibrated_steps_s = steps_s * tokens_per_s / record["tokens_per_s"]
-            one_off_s = calibrated_wall(task, record) - calibrated_steps_s
-            return Estimate(steps_s + one_off_s, tokens_per_s, f"{source} (one-off calibrated)")
+        if record is not None:  # the first step is in the calibration's compile time
+            later_steps = (task.total_steps() - 1) * tokens_per_step(task)
+            one_off_s = calibrated_wall(task, record) - later_steps / record["tokens_per_s"]
+            wall = later_steps / tokens_per_s + one_off_s
+            return Estimate(wall, tokens_per_s, f"{source} (one-off calibrated)")
         return Estimate(steps_s, tokens_per_s, f"{source} (steps only: no job wall time)")
     if record is not None:
         source, others = "calibrated", record.get("others_cpu_share") or 0.0
