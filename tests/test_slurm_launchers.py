@@ -15,7 +15,7 @@ from xpm_train.launchers import (
     SlurmSection,
     stage_launchers,
 )
-from xpm_train.launchers.resolve import cluster_errors, installation_errors
+from xpm_train.launchers.resolve import validate_cluster, validate_installation
 
 from .cli import run_experiment
 from .conftest import PROJECT
@@ -45,7 +45,7 @@ def test_stage_launchers_merge_slurm_blocks_over_the_default():
         report="local",
         max_retries=7,
     )
-    launchers = stage_launchers(section, {"pretrain": None, "kl": None}, check_cluster=False)
+    launchers = stage_launchers(section, {"pretrain": None, "kl": None}, ask_cluster=False)
     pretrain, evaluation = launchers.launchers["pretrain"], launchers.launchers["evaluation"]
     assert isinstance(pretrain, SlurmLauncher) and pretrain.interval == 1
     assert pretrain.options.args() == [
@@ -81,7 +81,7 @@ def test_unsupported_slurm_values_are_all_reported():
     section = LauncherSection(default=slurm(time="abc", nodes=2), max_retries=-1)
     stages = {"pretrain": slurm(mem="12X", interval=0, cpus_per_task=0), "kl": slurm(time=True)}
     with pytest.raises(LauncherError) as error:
-        stage_launchers(section, stages, check_cluster=False)
+        stage_launchers(section, stages, ask_cluster=False)
     message = str(error.value)
     assert message.startswith("7 launcher problems:\n")
     for expected in (
@@ -105,7 +105,7 @@ def test_requirement_without_launchers_py_is_an_error(tmp_path, config_dir):
     config_dir(tmp_path)  # no launchers.py: experimaestro would run the job locally
     stages = {"pretrain": "duration=2h & cuda(mem=40GiB)"}
     with pytest.raises(LauncherError, match="silently run the job on this machine") as error:
-        stage_launchers(LauncherSection(), stages, check_cluster=False)
+        stage_launchers(LauncherSection(), stages, ask_cluster=False)
     assert f"{tmp_path}/launchers.py does not exist" in str(error.value)
     assert str(error.value).startswith("stages.pretrain.launcher: 'duration=2h & cuda(mem=40GiB)'")
 
@@ -115,7 +115,7 @@ def test_example_launchers_py_maps_requirements_to_partitions(config_dir, monkey
     config_dir(PROJECT / "xpm-config")
     section = LauncherSection(default="duration=10m & cpu(cores=1)")
     stages = {"pretrain": "duration=2h & cuda(mem=40GiB) * 2", "kl": None}
-    launchers = stage_launchers(section, stages, check_cluster=False).launchers
+    launchers = stage_launchers(section, stages, ask_cluster=False).launchers
     cpu, gpu = launchers["kl"], launchers["pretrain"]
     assert isinstance(cpu, SlurmLauncher) and cpu.interval == 2
     assert cpu.options.args() == [
@@ -137,17 +137,17 @@ def test_example_launchers_py_maps_requirements_to_partitions(config_dir, monkey
         ("lcoal", "'lcoal' is neither 'local' nor a valid requirement"),
     ):
         with pytest.raises(LauncherError, match=message):
-            stage_launchers(LauncherSection(), {"dpo": spec}, check_cluster=False)
+            stage_launchers(LauncherSection(), {"dpo": spec}, ask_cluster=False)
 
 
 def test_missing_slurm_programs_are_reported(tmp_path):
     launcher = SlurmLauncher(binpath=tmp_path)
-    (errors,) = cluster_errors(launcher, "launcher.default")
+    (errors,) = validate_cluster(launcher, "launcher.default")
     assert errors.startswith(f"launcher.default: SLURM programs not found in {tmp_path}: sbatch")
 
 
 def test_jobs_import_the_installed_xpm_train():
-    assert installation_errors() == []
+    assert validate_installation() == []
 
 
 def test_launcher_keys_and_types_are_checked_before_anything_runs(tmp_path):

@@ -135,7 +135,7 @@ def _run(command: list[str], env: dict[str, str] | None) -> tuple[int, str]:
     return done.returncode, " / ".join(lines[-3:])
 
 
-def cluster_errors(launcher: SlurmLauncher, where: str) -> list[str]:
+def validate_cluster(launcher: SlurmLauncher, where: str) -> list[str]:
     """Why the cluster cannot take jobs with these options (empty when it can)."""
     binpath = Path(launcher.binpath)
     missing = [name for name in SLURM_PROGRAMS if not os.access(binpath / name, os.X_OK)]
@@ -161,7 +161,7 @@ def cluster_errors(launcher: SlurmLauncher, where: str) -> list[str]:
     return []
 
 
-def installation_errors() -> list[str]:
+def validate_installation() -> list[str]:
     """Jobs run ``sys.executable`` on the nodes and import xpm_train from its environment:
     check that a fresh interpreter finds the same xpm_train as this process, without the
     experiment's python path (experimaestro 2.7.0 drops it when it resubmits a job)."""
@@ -183,13 +183,13 @@ def installation_errors() -> list[str]:
 def stage_launchers(
     section: LauncherSection,
     stages: dict[str, LauncherChoice] | None = None,
-    check_cluster: bool = True,
+    ask_cluster: bool = True,
 ) -> StageLaunchers:
     """The launcher of every stage (``stages``: the ``launcher`` of each training stage's
     section, by name) and of the other jobs; raises :class:`LauncherError` listing every
     problem.
 
-    ``check_cluster``: also ask the cluster (programs, accounting, ``sbatch --test-only``)
+    ``ask_cluster``: also ask the cluster (programs, accounting, ``sbatch --test-only``)
     and check that the jobs' interpreter imports xpm_train.
     """
     errors: list[str] = []
@@ -224,14 +224,14 @@ def stage_launchers(
                 errors.append(str(error))
             continue
         launchers[stage] = launcher
-        if check_cluster and isinstance(launcher, SlurmLauncher):
+        if ask_cluster and isinstance(launcher, SlurmLauncher):
             identity = (str(launcher.binpath), tuple(launcher.options.args()))
             if identity not in checked:
-                checked[identity] = cluster_errors(launcher, key)
+                checked[identity] = validate_cluster(launcher, key)
                 errors += checked[identity]
-    if check_cluster and not errors:
+    if ask_cluster and not errors:
         if any(not isinstance(launcher, DirectLauncher) for launcher in launchers.values()):
-            errors += installation_errors()
+            errors += validate_installation()
     if errors:
         raise LauncherError(_listed(errors))
     return StageLaunchers(launchers, section.max_retries, where)
@@ -252,8 +252,8 @@ def planned_launchers(
     from xpm_train.planning.hook import PlanningError
 
     try:
-        check_cluster = run_mode in (None, RunMode.NORMAL)
-        launchers = stage_launchers(section, stages, check_cluster)
+        ask_cluster = run_mode in (None, RunMode.NORMAL)
+        launchers = stage_launchers(section, stages, ask_cluster)
     except LauncherError as error:
         message = str(error)
     else:
