@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from experimaestro import Config, Param, field
@@ -125,31 +126,9 @@ class CompletionData(ExampleData):
     (completion) tokens, and a padded example scores none.
     """
 
+    what = "completion"
     token_arrays = {"tokens": True, "mask": False}
 
     @classmethod
-    def from_dataset(
-        cls,
-        dataset: CompletionDataset,
-        tokenizer: Tokenizer,
-        seq_len: int,
-        batch_size: int,
-        eval_fraction: float,
-        max_eval_batches: int,
-        seed: int,
-    ) -> CompletionData:
-        examples = dataset.pairs()
-        if not examples:
-            raise DatasetError(f"completion dataset {dataset} is empty")
-        # Encoded before the split, so that an error names the example's place in the dataset.
-        encoded = encode_completions(examples, tokenizer, seq_len)
-        train, held_out = split_documents(list(range(len(examples))), eval_fraction, seed)
-        return cls(
-            {key: array[train] for key, array in encoded.items()},
-            {key: array[held_out] for key, array in encoded.items()},
-            batch_size,
-            seed,
-            tokenizer.pad_id,
-            max_eval_batches,
-            seq_len,
-        )
+    def encode(cls, examples: list[Any], tokenizer: Tokenizer, seq_len: int) -> dict[str, Any]:
+        return encode_completions(examples, tokenizer, seq_len)

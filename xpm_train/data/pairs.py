@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xpm_train.data.datasets import DatasetError
 from xpm_train.data.examples import ExampleData
-from xpm_train.data.packing import split_documents
-from xpm_train.data.preferences import PreferenceDataset, PreferencePair
+from xpm_train.data.preferences import PreferencePair
 from xpm_train.data.tokenizers import Tokenizer, encode_prompt
 
 
@@ -43,6 +44,7 @@ def encode_pairs(
 class PairData(ExampleData):
     """Shuffled training pairs by step and the held-out pairs of a preference dataset."""
 
+    what = "preference"
     token_arrays = {
         "chosen": True,
         "rejected": True,
@@ -53,26 +55,5 @@ class PairData(ExampleData):
     sequences_per_example = 2
 
     @classmethod
-    def from_dataset(
-        cls,
-        dataset: PreferenceDataset,
-        tokenizer: Tokenizer,
-        seq_len: int,
-        batch_size: int,
-        eval_fraction: float,
-        max_eval_batches: int,
-        seed: int,
-    ) -> PairData:
-        pairs = dataset.pairs()
-        if not pairs:
-            raise DatasetError(f"preference dataset {dataset} is empty")
-        train, held_out = split_documents(pairs, eval_fraction, seed)
-        return cls(
-            encode_pairs(train, tokenizer, seq_len),
-            encode_pairs(held_out, tokenizer, seq_len),
-            batch_size,
-            seed,
-            tokenizer.pad_id,
-            max_eval_batches,
-            seq_len,
-        )
+    def encode(cls, examples: list[Any], tokenizer: Tokenizer, seq_len: int) -> dict[str, Any]:
+        return encode_pairs(examples, tokenizer, seq_len)
