@@ -56,12 +56,12 @@ def main() -> None:
         "stage1_loss": {
             "pretrain": with_kl["pretrain"]["eval"]["pretrain"]["loss"],
             "kl_beta>0": with_kl["kl"]["eval"]["pretrain"]["loss"],
-            "stages.kl.beta=0": without_kl["kl"]["eval"]["pretrain"]["loss"],
+            "kl_beta=0": without_kl["kl"]["eval"]["pretrain"]["loss"],
         },
         "stage2_loss": {
             "pretrain": with_kl["pretrain"]["eval"]["kl"]["loss"],
             "kl_beta>0": with_kl["kl"]["eval"]["kl"]["loss"],
-            "stages.kl.beta=0": without_kl["kl"]["eval"]["kl"]["loss"],
+            "kl_beta=0": without_kl["kl"]["eval"]["kl"]["loss"],
         },
         "accuracy": {
             stage: with_kl[stage]["eval"]["pretrain"]["accuracy"]
@@ -71,6 +71,9 @@ def main() -> None:
             stage: with_kl[stage]["eval"]["pretrain"]["train_accuracy"]
             for stage in ("pretrain", "kl", "dpo")
         },
+        "kl_beta=0_accuracy": without_kl["kl"]["eval"]["pretrain"]["accuracy"],
+        "dpo_loss": with_kl["dpo"]["eval"]["pretrain"]["loss"],
+        "plain_dpo_loss": plain_dpo["dpo"]["eval"]["pretrain"]["loss"],
         "plain_dpo_accuracy": plain_dpo["dpo"]["eval"]["pretrain"]["accuracy"],
         "plain_dpo_eval_reward_accuracy": plain_dpo["dpo"]["train"]["eval/rewards/accuracies"],
         "dpo_eval_reward_accuracy": with_kl["dpo"]["train"]["eval/rewards/accuracies"],
