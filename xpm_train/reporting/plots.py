@@ -24,6 +24,14 @@ def pyplot() -> Any:
     return plt
 
 
+def save(figure: Any, path: Path) -> Path:
+    """Write ``figure`` as a PNG at ``path`` and free it."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+    return path
+
+
 def training_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     """One panel per stage: training loss, held-out loss, and the stage's key metrics."""
     plt = pyplot()
@@ -45,10 +53,7 @@ def training_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path
         axis.set_xlabel("step")
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save(figure, path)
 
 
 def metric_bars(values: dict[str, dict[str, float]], metric: str, path: Path) -> Path:
@@ -66,10 +71,7 @@ def metric_bars(values: dict[str, dict[str, float]], metric: str, path: Path) ->
     axis.set_ylabel(metric)
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3, axis="y")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save(figure, path)
 
 
 #: The file name of a training job's curves, next to its ``metrics.jsonl``.
@@ -120,7 +122,4 @@ def job_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> Pa
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save(figure, path)

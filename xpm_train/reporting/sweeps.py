@@ -56,7 +56,7 @@ def sweep_plot(
 ) -> Path:
     """Each held-out metric against the swept ``key``: a panel per (dataset, metric), a
     series per stage, a marker per job."""
-    from xpm_train.reporting.plots import pyplot
+    from xpm_train.reporting.plots import pyplot, save
 
     plt = pyplot()
     panels = sorted(
@@ -94,10 +94,7 @@ def sweep_plot(
         axis.set_xlabel(key)
         axis.legend(fontsize=7)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save(figure, path)
 
 
 def sweep_section(
