@@ -22,6 +22,7 @@ COMPONENT_MODULES = (
     "xpm_train.data.datasets",
     "xpm_train.data.preferences",
     "xpm_train.models.config",
+    "xpm_train.models.families",
     "xpm_train.optim.optimizers",
     "xpm_train.optim.schedules",
     "xpm_train.tracking.loggers",
