@@ -15,6 +15,7 @@ from xpm_train.cli import main
 from xpm_train.graph.dag import StageGraph
 from xpm_train.graph.sections import stage_kinds
 from xpm_train.registry import registered, registered_kinds
+from xpm_train.tasks.trainer import TrainerTask
 from xpm_train.validation import Problems
 
 from .cli import job_ids, run_cli
@@ -88,21 +89,27 @@ def test_configured_sections_validate_and_plan_the_default_jobs(tmp_path):
     body = stages_body(configured)
     body += stages_body(xpm_train("configure", "kl", "--name", "kl"))
     body += stages_body(xpm_train("configure", "dpo", "--name", "dpo"))
-    others = sorted(set(stage_kinds()) - {"pretrain", "kl", "dpo"})
-    if others:  # e.g. sft: every registered stage kind validates
+    # every other stage kind validates as printed, but those that read a folder of the user's
+    needs_a_folder = {"hf"}
+    others = sorted(set(stage_kinds()) - {"pretrain", "kl", "dpo"} - needs_a_folder)
+    if others:  # e.g. sft
         body += stages_body(xpm_train("configure", *others))
+    hf = xpm_train("configure", "hf").stdout
+    assert "    path: null  # str, required: set it: The folder: config.json" in hf
     assert "    kind: pretrain  # Train a language model" in configured.stdout
     assert "    log_interval: 10  # int: Steps between two logged lines" in configured.stdout
     assert "    optimizer:  # optimizer (adamw)\n      name: adamw" in configured.stdout
     assert "      weight_decay: 0.1  # float\n" in configured.stdout
     assert "    init: pretrain  # stage name, required (the upstream stage)" in body
     sections = yaml.safe_load("stages:\n" + body)["stages"]
-    assert sorted(sections) == sorted(stage_kinds())
+    assert sorted(sections) == sorted(set(stage_kinds()) - needs_a_folder)
     assert sections["dpo"]["preferences"]["facts"]["name"] == "arithmetic"
     jobs = plan(experiment(tmp_path, "configured", body), tmp_path)
     tasks = [job.split("/")[0].split(".")[-1] for job in jobs]
     assert {"pretrain", "klstage", "dpo", "report"} <= set(tasks)
-    assert len(tasks) == 2 * len(sections) + 1  # a job and an evaluation per stage, a report
+    models = [kind for kind in sections if issubclass(stage_kinds()[kind], TrainerTask)]
+    # a job per stage, an evaluation per training stage, a report
+    assert len(tasks) == len(sections) + len(models) + 1
     minimal = (
         "  pretrain: {kind: pretrain, dataset: {name: arithmetic}, steps: 1000}\n"
         "  kl: {kind: kl, init: pretrain, dataset: {name: arithmetic}}\n"

@@ -131,7 +131,8 @@ BAD_INPUTS = {
     ),
     "unknown stage kind": (
         ["-c", "stages.extra={kind: orpo, init: dpo}"],
-        "stages.extra.kind: unknown stage kind 'orpo'; the stage kinds are: dpo, kl, pretrain",
+        "stages.extra.kind: unknown stage kind 'orpo'; the stage kinds are: "
+        "bpe, dpo, export, hf, kl, pretrain, sft",
     ),
     "a reference given to a kind that takes none": (
         ["-c", "stages.pretrain.reference=kl"],
@@ -143,7 +144,8 @@ BAD_INPUTS = {
     ),
     "unknown component": (
         ["-c", "stages.pretrain.model.name=gpt"],
-        "stages.pretrain.model.name: unknown model 'gpt'; available: transformer",
+        "stages.pretrain.model.name: unknown model 'gpt'; "
+        "available: gpt_neox, llama, qwen2, transformer",
     ),
     "unknown component parameter": (
         ["-c", "stages.pretrain.schedule.warmup=3"],

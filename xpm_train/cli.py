@@ -41,6 +41,19 @@ def configure(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def export(arguments: argparse.Namespace) -> int:
+    """``xpm-train export SOURCE OUT_DIR``: exit 2 with one line on a refused export."""
+    from xpm_train.export.model import export_model
+
+    try:
+        folder = export_model(arguments.source, arguments.out_dir, arguments.step)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"xpm-train export: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote a Hugging Face model to {folder}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xpm-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "registered name (default: the first)",
     )
     section.set_defaults(handler=configure)
+    written = commands.add_parser(
+        "export",
+        help="write a trained model as a Hugging Face folder",
+        description="Write the final checkpoint of a training job (or a Hugging Face folder) "
+        "as config.json, model.safetensors and tokenizer files that transformers loads "
+        "(docs/hf.md).",
+    )
+    written.add_argument("source", type=Path, help="a training job's folder or an HF folder")
+    written.add_argument("out_dir", type=Path, help="the new folder (must not exist or be empty)")
+    written.add_argument("--step", type=int, help="another checkpoint of the job than the final")
+    written.set_defaults(handler=export)
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)
 

@@ -19,6 +19,7 @@ ConfigType = TypeVar("ConfigType", bound=type[Config])
 #: The modules whose import registers the built-in components.
 COMPONENT_MODULES = (
     "xpm_train.data.tokenizers",
+    "xpm_train.data.hf_tokenizer",
     "xpm_train.data.datasets",
     "xpm_train.data.preferences",
     "xpm_train.models.config",

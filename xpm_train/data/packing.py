@@ -51,13 +51,16 @@ def split_documents(documents: list[T], eval_fraction: float, seed: int) -> tupl
 
 
 def encode_documents(documents: list[str], tokenizer: Tokenizer) -> list[np.ndarray]:
-    """Each document's tokens followed by the end-of-sequence token."""
+    """Each document's tokens followed by the end-of-sequence token, and preceded by the
+    beginning-of-sequence token when the tokenizer has one (without one, the previous
+    document's end-of-sequence token starts the next)."""
     eos = np.array([tokenizer.eos_id], dtype=np.int32)
-    return [np.concatenate([tokenizer.encode(doc), eos]) for doc in documents]
+    bos = np.array([] if tokenizer.bos_id is None else [tokenizer.bos_id], dtype=np.int32)
+    return [np.concatenate([bos, tokenizer.encode(doc), eos]) for doc in documents]
 
 
 def token_stream(documents: list[str], tokenizer: Tokenizer) -> np.ndarray:
-    """All documents' tokens, each followed by the end-of-sequence token."""
+    """All documents' tokens as ``encode_documents`` gives them, one after the other."""
     parts = encode_documents(documents, tokenizer)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 

@@ -1,12 +1,18 @@
 """Tokenizers: text <-> token ids.
 
-The interface (``encode``, ``decode``, ``vocab_size`` and the special ids) is what the rest of
-the code relies on, so a trained BPE tokenizer can be added later as another registered Config.
+The interface (``encode``, ``decode``, ``vocab_size``, the special ids and ``encode_prompt``) is
+what the rest of the code relies on; Hugging Face and trained BPE tokenizers are in
+:mod:`xpm_train.data.hf_tokenizer`.
+
+A document starts with the beginning-of-sequence token when the tokenizer has one, else with
+end-of-sequence (in a packed stream, the end of the previous document), and ends with
+end-of-sequence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from experimaestro import Config
@@ -17,9 +23,14 @@ from xpm_train.registry import register
 class Tokenizer(Config):
     """Base class of tokenizers."""
 
+    #: Number of embedding rows, all ids are below it: a property of subclasses, or a parameter
+    #: where it must be known before the tokenizer's files exist (ClassVar: not a field here).
+    vocab_size: ClassVar[int]
+
     @property
-    def vocab_size(self) -> int:
-        raise NotImplementedError
+    def bos_id(self) -> int | None:
+        """Beginning-of-sequence id, or None when documents start with ``eos_id``."""
+        return None
 
     @property
     def eos_id(self) -> int:
@@ -36,6 +47,16 @@ class Tokenizer(Config):
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Text of ``ids``; special tokens are dropped."""
         raise NotImplementedError
+
+    @property
+    def document_start_id(self) -> int:
+        """The token a document or a prompt starts with: ``bos_id``, or ``eos_id`` without one."""
+        bos = self.bos_id
+        return self.eos_id if bos is None else bos
+
+    def encode_prompt(self, text: str) -> np.ndarray:
+        """Token ids of a text that starts a document: the document start, then ``text``."""
+        return np.concatenate([[self.document_start_id], self.encode(text)]).astype(np.int32)
 
 
 @register("tokenizer", "bytes")
@@ -63,9 +84,10 @@ class ByteTokenizer(Tokenizer):
 
 
 def encode_prompt(tokenizer: Tokenizer, text: str) -> np.ndarray:
-    """Token ids of a text that starts a document.
+    """Token ids of a text that starts a document (``tokenizer.encode_prompt``).
 
-    In packed training streams every document follows an end-of-sequence token, so a prompt
-    gets the same context by starting with one.
+    A prompt gets the context of a document in a packed training stream: it starts with the
+    beginning-of-sequence token, or, without one, with end-of-sequence, which every packed
+    document follows.
     """
-    return np.concatenate([[tokenizer.eos_id], tokenizer.encode(text)]).astype(np.int32)
+    return tokenizer.encode_prompt(text)

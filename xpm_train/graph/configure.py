@@ -19,6 +19,7 @@ from experimaestro import Config
 
 from xpm_train.graph.sections import config_type, is_checkpoint, parameters, stage_kinds
 from xpm_train.registry import component_kind, registered, registered_kinds, type_name
+from xpm_train.tasks.trainer import TrainerTask
 
 #: Placeholders of optional parameters whose ``null`` default does not validate on its own
 #: (the only special case: pretrain needs exactly one of ``steps`` and ``tokens``).
@@ -66,10 +67,12 @@ def choices(base: type) -> dict[str, type[Config]]:
 
 
 def first_stage() -> str:
-    """The placeholder of a checkpoint: the first stage kind that needs no upstream stage."""
+    """The placeholder of a checkpoint: the first training stage kind that needs no upstream
+    stage and whose section validates as printed."""
     kinds = stage_kinds()
     for name, cls in kinds.items():
-        if not any(is_checkpoint(a) and a.required for a in parameters(cls).values()):
+        upstream = any(is_checkpoint(a) and a.required for a in parameters(cls).values())
+        if issubclass(cls, TrainerTask) and not upstream and _fillable(cls):
             return name
     return next(iter(kinds))
 

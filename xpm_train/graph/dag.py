@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from experimaestro import Config, Task
+
 from xpm_train.graph.sections import (
     KIND,
     LAUNCHER,
@@ -20,15 +22,14 @@ from xpm_train.graph.sections import (
 )
 from xpm_train.graph.sweeps import grid, point_label, substituted, swept_values
 from xpm_train.tasks.checkpoint import Checkpoint
-from xpm_train.tasks.trainer import TrainerTask
 from xpm_train.validation import Problems
 
 #: Names a stage cannot have: the other jobs' keys in ``launcher:``.
 RESERVED_NAMES = ("default", "evaluation", "report", "max_retries")
 
-#: What turns a built task into its checkpoint output: ``task.planned_output()`` when
-#: planning, ``task.submit(...)`` when running (it gets the stage's name too).
-Materialise = Callable[[TrainerTask, str], Checkpoint]
+#: What turns a built stage into its output (a checkpoint, a tokenizer): ``planned_output()``
+#: when planning, ``submit(...)`` when running (it gets the stage's name too).
+Materialise = Callable[[Config, str], Any]
 
 
 @dataclass
@@ -39,8 +40,18 @@ class StageInstance:
     """The stage's name in the YAML"""
     point: dict[str, Any]
     """The swept values that made it, upstream ones included: ``{"pretrain.schedule.lr": ..}``"""
-    task: TrainerTask
-    output: Checkpoint
+    task: Config
+    """A training Task, another Task, or a source that runs no job"""
+    output: Any
+
+    @property
+    def is_job(self) -> bool:
+        return isinstance(self.task, Task)
+
+    @property
+    def is_model(self) -> bool:
+        """Whether it gives a model checkpoint (that the experiment then evaluates)."""
+        return isinstance(self.output, Checkpoint)
 
     @property
     def label(self) -> str:
@@ -58,10 +69,10 @@ class _Chosen:
     instances: dict[str, StageInstance]
     all_names: list[str] = field(default_factory=list)
 
-    def checkpoint(self, stage: str) -> Checkpoint:
+    def output(self, stage: str) -> Any:
         return self.instances[stage].output
 
-    def task(self, stage: str) -> TrainerTask:
+    def task(self, stage: str) -> Config:
         return self.instances[stage].task
 
     def names(self) -> list[str]:
@@ -90,7 +101,7 @@ class StageGraph:
         """The stages, each after the ones it references; problems for unknown references and
         cycles (the stages involved are left out)."""
         references: dict[str, dict[str, list[str]]] = {}
-        classes: dict[str, type[TrainerTask]] = {}
+        classes: dict[str, type[Config]] = {}
         for name, section in self.sections.items():
             if name in RESERVED_NAMES:
                 problems.add(

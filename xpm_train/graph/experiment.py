@@ -16,6 +16,7 @@ from xpm_train.graph.sweeps import format_value
 from xpm_train.launchers.config import LauncherBlock, LauncherChoice
 from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
 from xpm_train.tasks.report import Report
+from xpm_train.tasks.trainer import TrainerTask
 from xpm_train.validation import Problems
 
 #: The parameters of an evaluation that the graph sets (every other one is in ``evaluation:``).
@@ -33,7 +34,7 @@ class PlannedExperiment:
 
     @property
     def tasks(self) -> list[Any]:
-        tasks = [i.task for i in self.instances] + list(self.evaluations.values())
+        tasks = [i.task for i in self.instances if i.is_job] + list(self.evaluations.values())
         return tasks + ([self.report] if self.report is not None else [])
 
     def sweeps(self) -> dict[str, list[str]]:
@@ -53,7 +54,8 @@ def held_out_splits(instances: list[StageInstance]) -> dict[str, HeldOutSplit]:
     dataset). Every evaluation takes all of them: a new dataset reruns every evaluation."""
     by_stage: dict[str, dict[bytes, tuple[str, HeldOutSplit]]] = {}
     for instance in instances:
-        data, task = instance.task.training_data(), instance.task
+        task = instance.task
+        data = task.training_data() if isinstance(task, TrainerTask) else None
         if isinstance(data, TextDataset):
             split = HeldOutSplit.C(dataset=data, eval_fraction=task.eval_fraction, seed=task.seed)
             distinct = by_stage.setdefault(instance.stage, {})
@@ -113,7 +115,8 @@ def plan_experiment(
         return None, found
     splits = held_out_splits(instances)
     evaluations: dict[str, Evaluate] = {}
-    for instance in instances:
+    models = [instance for instance in instances if instance.is_model]
+    for instance in models:
         task = Evaluate.C(checkpoint=instance.output, datasets=splits, **settings)
         local = Problems()
         local.validate("", task)
@@ -127,8 +130,8 @@ def plan_experiment(
     report = Report.C(
         evaluations=outputs,
         title=title,
-        stage_kinds={i.label: i.kind for i in instances},
-        points={i.label: {k: format_value(v) for k, v in i.point.items()} for i in instances},
+        stage_kinds={i.label: i.kind for i in models},
+        points={i.label: {k: format_value(v) for k, v in i.point.items()} for i in models},
     )
     submit(report, "report")
     return PlannedExperiment(instances, evaluations, report), []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from experimaestro import Task
 from experimaestro.experiments import ExperimentHelper
 
 from xpm_train.graph.dag import StageGraph
@@ -50,6 +51,8 @@ def run_experiment(
     launchers = planned_launchers(launcher, own, helper.xp.run_mode)
 
     def submit(task: Any, name: str) -> Any:
+        if not isinstance(task, Task):  # a source (a Hugging Face folder): no job
+            return task.planned_output()
         return task.submit(**launchers.submit_options(name))
 
     planned, _ = plan_experiment(stages, evaluation, title, submit, submit)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from experimaestro import Config
 from experimaestro.core.types import ObjectType
 
+from xpm_train.data.datasets import TextDataset
 from xpm_train.graph.sweeps import SWEEP, is_sweep
 from xpm_train.registry import component_kind, registered, type_name
 from xpm_train.tasks.checkpoint import Checkpoint
@@ -34,18 +35,22 @@ SPLIT_PARAMETERS = {"eval_fraction": "eval_fraction", "split_seed": "seed"}
 class Upstream(Protocol):
     """What a stage section may take from the stages built before it."""
 
-    def checkpoint(self, stage: str) -> Checkpoint: ...
+    def output(self, stage: str) -> Any:
+        """What the stage produces: a Checkpoint, a tokenizer, ..."""
+        ...
 
-    def task(self, stage: str) -> TrainerTask: ...
+    def task(self, stage: str) -> Config: ...
 
     def names(self) -> list[str]: ...
 
 
-def stage_kinds() -> dict[str, type[TrainerTask]]:
-    return registered("stage")  # type: ignore[return-value]
+def stage_kinds() -> dict[str, type[Config]]:
+    """The registered stage kinds: training Tasks, other Tasks (a tokenizer, an export) and
+    sources that run no job (a Hugging Face folder)."""
+    return registered("stage")
 
 
-def stage_class(section: Any, problems: Problems) -> type[TrainerTask] | None:
+def stage_class(section: Any, problems: Problems) -> type[Config] | None:
     """The Task class the section's ``kind`` names (None, with a problem, if none)."""
     kinds = stage_kinds()
     if not isinstance(section, Mapping):
@@ -89,7 +94,7 @@ def unknown_parameter(key: str, known: list[str], what: str) -> str:
     return f"unknown parameter{hint} of {what}; its parameters are: {', '.join(sorted(known))}"
 
 
-def stage_references(cls: type[TrainerTask], section: Mapping[str, Any]) -> dict[str, list[str]]:
+def stage_references(cls: type[Config], section: Mapping[str, Any]) -> dict[str, list[str]]:
     """``{key: upstream stages}`` for every value of the section naming other stages: its
     checkpoint parameters and the components given as a stage's training data (several
     stages when the value is swept)."""
@@ -120,8 +125,8 @@ def stage_references(cls: type[TrainerTask], section: Mapping[str, Any]) -> dict
 
 
 def build_stage(
-    cls: type[TrainerTask], section: Mapping[str, Any], upstream: Upstream, problems: Problems
-) -> TrainerTask | None:
+    cls: type[Config], section: Mapping[str, Any], upstream: Upstream, problems: Problems
+) -> Config | None:
     """The stage's Task from a section without sweeps, validated; None if anything is wrong
     (each problem added under its key)."""
     values = {k: v for k, v in section.items() if k not in (KIND, LAUNCHER)}
@@ -136,7 +141,7 @@ def build_stage(
     if built is None:
         return None
     problems.validate("", built)
-    return None if problems.found else built  # type: ignore[return-value]
+    return None if problems.found else built
 
 
 def _build_config(
@@ -215,18 +220,28 @@ def _stage_value(base: type, name: str, path: str, upstream: Upstream, problems:
         given = "" if issubclass(base, Checkpoint) else " (a component is a {name: ...} spec)"
         problems.add(path, f"unknown stage {name!r}{given}; the stages are: {stages}")
         return None
+    output = upstream.output(name)
+    if isinstance(output, base):
+        return output
+    stage = upstream.task(name)
+    kind = getattr(stage, "registered_name", type(stage).__name__)
     if issubclass(base, Checkpoint):
-        return upstream.checkpoint(name)
-    data = upstream.task(name).training_data()
-    if not isinstance(data, base):
-        given = getattr(data, "registered_name", type(data).__name__)
-        problems.add(
-            path,
-            f"stage {name!r} trains on a {given!r} {component_kind(type(data)) or 'dataset'}, "
-            f"which is not a {base.__name__}; give a spec of its own instead of a stage name",
-        )
+        problems.add(path, f"stage {name!r} ({kind}) produces no model checkpoint")
         return None
-    return data
+    data = stage.training_data() if isinstance(stage, TrainerTask) else None
+    if isinstance(data, base):
+        return data
+    if data is None or not issubclass(base, TextDataset):
+        what = component_kind(base) or base.__name__
+        problems.add(path, f"stage {name!r} ({kind}) gives no {what}")
+        return None
+    given = getattr(data, "registered_name", type(data).__name__)
+    problems.add(
+        path,
+        f"stage {name!r} trains on a {given!r} {component_kind(type(data)) or 'dataset'}, "
+        f"which is not a {base.__name__}; give a spec of its own instead of a stage name",
+    )
+    return None
 
 
 def build_component(kind: str, spec: Any, where: str, problems: Problems) -> Config | None:
@@ -263,8 +278,8 @@ def _component(
     for key, value in spec.items():
         argument = arguments.get(key)
         if isinstance(value, str) and argument is not None and config_type(argument) is not None:
-            if upstream is not None and value in upstream.names():  # a stage's data: its split
-                stage = upstream.task(value)
+            stage = upstream.task(value) if upstream and value in upstream.names() else None
+            if isinstance(stage, TrainerTask):  # a stage's data: its split
                 for own, stage_key in SPLIT_PARAMETERS.items():
                     if own in arguments and own not in spec:
                         values[own] = getattr(stage, stage_key)

@@ -12,7 +12,8 @@ def key_metrics() -> tuple[str, ...]:
     from xpm_train.registry import registered
 
     stages = registered("stage").values()
-    return tuple(dict.fromkeys(name for cls in stages for name in cls.key_metrics))
+    names = (name for cls in stages for name in getattr(cls, "key_metrics", ()))
+    return tuple(dict.fromkeys(names))
 
 
 def pyplot() -> Any:

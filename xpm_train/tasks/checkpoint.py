@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from flax import nnx
     from jax.sharding import Mesh
 
-    from xpm_train.training.state import ModelDef
+    from xpm_train.training.state import ModelDef, Params
 
 
 class Checkpoint(Config):
@@ -39,6 +39,11 @@ class Checkpoint(Config):
     def load(self) -> LoadedModel:
         return load_checkpoint(self)
 
+    def read_params(self, definition: ModelDef, step: int | None = None) -> Params:
+        """The parameters, placed with ``definition``'s shardings (``step``: another
+        checkpoint of the job than ``self.step``)."""
+        return _orbax_params(self.path, self.step if step is None else step, definition)
+
 
 @dataclass(frozen=True)
 class CheckpointValues:
@@ -49,6 +54,9 @@ class CheckpointValues:
     path: Path
     step: int
     metrics: Path | None = None
+
+    def read_params(self, definition: ModelDef, step: int | None = None) -> Params:
+        return _orbax_params(self.path, self.step if step is None else step, definition)
 
 
 AnyCheckpoint = Checkpoint | CheckpointValues
@@ -64,12 +72,17 @@ def restore_checkpoint(
     checkpoint: AnyCheckpoint, mesh: Mesh, step: int | None = None
 ) -> tuple[ModelDef, dict[str, Any]]:
     """The model's structure and its parameters, placed on ``mesh``."""
-    from xpm_train.training.checkpoint import restore_params
-    from xpm_train.training.state import abstract_params, model_def
+    from xpm_train.training.state import model_def
 
     definition = model_def(model_factory(checkpoint), mesh)
-    chosen = checkpoint.step if step is None else step
-    return definition, restore_params(Path(checkpoint.path), chosen, abstract_params(definition))
+    return definition, checkpoint.read_params(definition, step)
+
+
+def _orbax_params(path: Path, step: int, definition: ModelDef) -> Params:
+    from xpm_train.training.checkpoint import restore_params
+    from xpm_train.training.state import abstract_params
+
+    return restore_params(Path(path), step, abstract_params(definition))
 
 
 def _values(config: Any) -> Any:
@@ -88,16 +101,31 @@ class LoadedModel:
 
 
 def load_checkpoint(source: AnyCheckpoint | Path | str, step: int | None = None) -> LoadedModel:
-    """Load a trained model from a Checkpoint output or from a training job's folder.
+    """Load a trained model from a Checkpoint output, a training job's folder or a Hugging
+    Face model folder (config.json, safetensors weights, tokenizer.json).
 
     ``step`` selects another checkpoint of the job than the final one.
     """
     from xpm_train.training.mesh import make_mesh
 
     if isinstance(source, (str, Path)):
-        from experimaestro import from_task_dir
-
-        source = from_task_dir(Path(source), as_instance=True).checkpoint_values()
+        source = checkpoint_in_folder(Path(source))
     definition, params = restore_checkpoint(source, make_mesh(), step)
     chosen = source.step if step is None else step
     return LoadedModel(definition.merge(params), params, _values(source.tokenizer), chosen)
+
+
+def checkpoint_in_folder(folder: Path) -> AnyCheckpoint:
+    """The checkpoint a folder holds: a training job's final one, or a Hugging Face model."""
+    from xpm_train.tasks.hf_model import is_hf_folder, read_hf_folder
+
+    if is_hf_folder(folder):
+        return read_hf_folder(folder)
+    if not (Path(folder) / "params.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} is neither a training job's folder (with params.json) nor a Hugging "
+            "Face model folder (with config.json)"
+        )
+    from experimaestro import from_task_dir
+
+    return from_task_dir(Path(folder), as_instance=True).checkpoint_values()

@@ -26,6 +26,7 @@ class Pretrain(TrainerTask):
     model: Param[ModelConfig] = field(default=TransformerConfig.C())
     """The architecture, initialised from scratch"""
     tokenizer: Param[Tokenizer] = field(default=ByteTokenizer.C())
+    """The tokenizer: a component, or the name of a bpe stage (its trained tokenizer)"""
     dataset: Param[TextDataset]
     """The training text (a held-out part is kept for evaluation)"""
     steps: Param[int | None] = field(default=None)
@@ -45,6 +46,7 @@ class Pretrain(TrainerTask):
 
     def validate_stage(self, problems: Problems) -> None:
         problems.validate("model", self.model)
+        problems.validate("tokenizer", self.tokenizer)
         problems.validate("dataset", self.dataset)
 
     def training_data(self) -> TextDataset:

@@ -73,7 +73,7 @@ class Report(Task):
         for label, records in curves.items():
             kind = kinds.get(self.stage_kinds.get(label, ""))
             last = next((r for r in reversed(records) if r.get("kind") == "eval"), {})
-            names = kind.key_metrics if kind is not None else ()
+            names = getattr(kind, "key_metrics", ())
             finals[label] = {f"eval/{m}": last[f"eval/{m}"] for m in names if f"eval/{m}" in last}
         return finals
 

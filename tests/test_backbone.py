@@ -1,0 +1,97 @@
+"""yaml/backbone.yaml through the real ``experimaestro run-experiment``: a tiny llama folder
+made by scripts/make_tiny_hf.py's functions, continued pretraining, SFT and DPO from it, and
+the DPO model exported back to a folder that transformers loads with the same logits."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM
+
+from tests.support.hf import make_model_folder
+from xpm_train.tasks.checkpoint import load_checkpoint
+
+from .cli import job_folders, run_cli
+from .conftest import PROJECT
+
+
+def records(job: Path, kind: str) -> list[dict]:
+    lines = (job / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_sft_and_dpo_from_a_llama_folder_then_export(tmp_path):
+    backbone = make_model_folder(tmp_path / "tiny-llama", "llama")
+    experiment = tmp_path / "backbone.yaml"
+    experiment.write_text(
+        f"imports: [{PROJECT / 'yaml' / 'backbone.yaml'}]\n"
+        f"stages:\n  base: {{path: {backbone}}}\n  dpo: {{log_interval: 1}}\n"
+    )
+    workdir = tmp_path / "runs"
+    done = run_cli(experiment, workdir, tmp_path / "home")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = job_folders(workdir)
+    assert sorted(jobs) == ["dpo", "evaluate", "export", "klstage", "report", "sft"]
+    assert len(jobs["evaluate"]) == 4  # the backbone is evaluated too
+
+    dpo = records(jobs["dpo"][0], "train")
+    # the policy starts as its reference: the first step's loss is log 2
+    assert abs(dpo[0]["loss"] - math.log(2)) < 1e-4
+    early = np.mean([r["rewards/accuracies"] for r in dpo[:10]])
+    late = np.mean([r["rewards/accuracies"] for r in dpo[-10:]])
+    assert late > early + 0.2, (early, late)
+
+    exported = jobs["export"][0] / "hf"
+    trained = load_checkpoint(jobs["dpo"][0])
+    tokens = np.asarray([trained.tokenizer.encode_prompt("12+7=")])
+    reference = AutoModelForCausalLM.from_pretrained(exported).eval()
+    with torch.no_grad():
+        theirs = reference(torch.tensor(tokens)).logits.numpy()
+    np.testing.assert_allclose(theirs, np.asarray(trained.model(tokens)), atol=1e-4)
+    report = next(jobs["report"][0].glob("report.md")).read_text()
+    assert "| base | 0 |" in report
+
+
+BPE_GRAPH = """imports: [{tiny}]
+stages:
+  kl: null
+  dpo: null
+  tok:
+    kind: bpe
+    dataset: {{name: arithmetic, n_examples: 400, max_operand: 20}}
+    vocab_size: 300
+  pretrain: {{tokenizer: tok}}
+"""
+
+
+def test_a_trained_bpe_is_the_tokenizer_of_a_pretrain_stage(tmp_path):
+    experiment = tmp_path / "bpe.yaml"
+    experiment.write_text(BPE_GRAPH.format(tiny=PROJECT / "yaml" / "tiny.yaml"))
+    done = run_cli(experiment, tmp_path / "runs", tmp_path / "home")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = job_folders(tmp_path / "runs")
+    assert sorted(jobs) == ["evaluate", "pretrain", "report", "trainbpe"]
+    tokenizer_file = jobs["trainbpe"][0] / "tokenizer.json"
+    loaded = load_checkpoint(jobs["pretrain"][0])
+    assert loaded.params["embed"]["embedding"].shape[0] == 300
+    assert str(loaded.tokenizer.tokenizer_path()) == str(tokenizer_file)
+    assert len(loaded.tokenizer.encode("12+7=19")) < len("12+7=19")  # merges learned
+
+
+def test_stage_outputs_of_the_wrong_kind_are_named(tmp_path):
+    experiment = tmp_path / "bpe.yaml"
+    body = BPE_GRAPH.format(tiny=PROJECT / "yaml" / "tiny.yaml")
+    body += "  sft: {kind: sft, init: tok, completions: {name: arithmetic, facts: pretrain}}\n"
+    body += (
+        "  other: {kind: pretrain, tokenizer: pretrain, dataset: {name: arithmetic}, steps: 5}\n"
+    )
+    experiment.write_text(body)
+    done = run_cli(experiment, tmp_path / "runs", tmp_path / "home", "--run-mode", "dry_run")
+    assert done.returncode == 2
+    assert "stages.sft.init: stage 'tok' (bpe) produces no model checkpoint" in done.stderr
+    assert "stages.other.tokenizer: stage 'pretrain' (pretrain) gives no tokenizer" in done.stderr
+    assert not (tmp_path / "runs" / "jobs").exists()

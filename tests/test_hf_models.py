@@ -1,0 +1,119 @@
+"""The llama, qwen2 and gpt_neox decoders against transformers (PyTorch, float32): the same
+logits from the same Hugging Face folder, config.json options refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from tests.support.hf import make_model_folder
+from xpm_train.models.hf_config import HFConfigError, model_from_folder, model_from_hf
+from xpm_train.tasks.checkpoint import load_checkpoint
+
+LLAMA3 = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
+#: Every family and the options the parity covers: GQA, q/k/v biases, tied and untied
+#: embeddings, llama3 rope scaling, partial rotary, parallel and sequential residuals.
+VARIANTS = {
+    "llama-gqa-untied": ("llama", {}),
+    "llama-llama3-tied": ("llama", {"rope_scaling": LLAMA3, "tie_word_embeddings": True}),
+    "llama-biases-mha": ("llama", {"attention_bias": True, "num_key_value_heads": 4}),
+    "qwen2-tied": ("qwen2", {}),
+    "gpt_neox-parallel": ("gpt_neox", {}),
+    "gpt_neox-sequential-tied": (
+        "gpt_neox",
+        {"use_parallel_residual": False, "tie_word_embeddings": True, "rotary_pct": 1.0},
+    ),
+}
+
+
+def reference_logits(folder, tokens, mask=None):
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        given = {"attention_mask": torch.tensor(mask)} if mask is not None else {}
+        return model(torch.tensor(tokens), **given).logits.numpy()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_logits_match_transformers(tmp_path, variant):
+    family, overrides = VARIANTS[variant]
+    folder = make_model_folder(tmp_path / variant, family, seed=1, **overrides)
+    loaded = load_checkpoint(folder)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, loaded.tokenizer.vocab_size, (3, 24))
+    mask = np.ones_like(tokens)
+    mask[1, 17:] = 0  # right padding
+    mask[2, :6] = 0  # left padding
+    plain = np.asarray(loaded.model(tokens))
+    assert np.abs(plain - reference_logits(folder, tokens)).max() <= 1e-4
+    masked = np.asarray(loaded.model(tokens, attention_mask=mask))
+    expected = reference_logits(folder, tokens, mask)
+    valid = mask.astype(bool)
+    assert np.abs(masked - expected)[valid].max() <= 1e-4
+    assert loaded.step == 0 and type(loaded.model).__name__ == "Decoder"
+
+
+def test_sharded_weights_and_bfloat16_parameters(tmp_path):
+    """A checkpoint split in several safetensors files with their index loads the same; a
+    bfloat16 folder gives bfloat16 parameters when asked."""
+    folder = make_model_folder(tmp_path / "one", "llama")
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "sharded" / name).write_bytes((folder / name).read_bytes())
+    tokens = np.arange(12)[None] % 50
+    one = np.asarray(load_checkpoint(folder).model(tokens))
+    sharded = np.asarray(load_checkpoint(tmp_path / "sharded").model(tokens))
+    np.testing.assert_array_equal(one, sharded)
+
+    from xpm_train.tasks.hf_model import read_hf_folder
+
+    bf16 = read_hf_folder(folder, param_dtype="bfloat16").load()
+    kernel = bf16.params["layers"][0]["attn"]["q"]["kernel"]
+    assert kernel.dtype == np.dtype("bfloat16") or str(kernel.dtype) == "bfloat16"
+
+
+def config_of(tmp_path, family="llama", **overrides):
+    folder = make_model_folder(tmp_path / family, family, **overrides)
+    return json.loads((folder / "config.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"model_type": "mistral"}, "model_type 'mistral' is not supported"),
+        ({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}}, "rope type 'yarn'"),
+        ({"use_sliding_window": True}, "sliding-window attention"),
+        ({"attention_dropout": 0.1}, "attention_dropout 0.1"),
+        ({"quantization_config": {"bits": 4}}, "quantization_config"),
+    ],
+)
+def test_unsupported_options_are_named(tmp_path, change, named):
+    config = {**config_of(tmp_path), **change}
+    with pytest.raises(HFConfigError, match=named.replace("(", r"\(")):
+        model_from_hf(config, "models/x/config.json")
+
+
+def test_config_round_trip_keeps_the_architecture(tmp_path):
+    from xpm_train.models.hf_config import hf_config
+
+    for family in ("llama", "qwen2", "gpt_neox"):
+        model = model_from_folder(make_model_folder(tmp_path / family, family))
+        written = hf_config(model, {"eos": 1})
+        again = model_from_hf(json.loads(json.dumps(written)))
+        assert again.__xpm__.identifier.all == model.__xpm__.identifier.all, family
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(HFConfigError, match="config.json is missing"):
+        model_from_folder(tmp_path)

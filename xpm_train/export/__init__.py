@@ -1,0 +1,1 @@
+"""Export of trained components to Hugging Face files."""
