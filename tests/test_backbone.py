@@ -5,6 +5,7 @@ the DPO model exported back to a folder that transformers loads with the same lo
 from __future__ import annotations
 
 import json
+import shutil
 import math
 from pathlib import Path
 
@@ -95,3 +96,41 @@ def test_stage_outputs_of_the_wrong_kind_are_named(tmp_path):
     assert "stages.sft.init: stage 'tok' (bpe) produces no model checkpoint" in done.stderr
     assert "stages.other.tokenizer: stage 'pretrain' (pretrain) gives no tokenizer" in done.stderr
     assert not (tmp_path / "runs" / "jobs").exists()
+
+
+def test_bad_backbone_folders_are_planning_errors(tmp_path):
+    """A missing folder, an unsupported model_type or config option, a missing tokenizer:
+    one line naming the key and the file, exit 2, nothing submitted."""
+    good = make_model_folder(tmp_path / "good", "llama")
+    cases = {
+        "missing": ("is not a folder (a Hugging Face model is a local folder)", None),
+        "mistral": ("model_type 'mistral' is not supported", {"model_type": "mistral"}),
+        "yarn": (
+            "does not honour rope type 'yarn'",
+            {"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 2.0}},
+        ),
+        "no-tokenizer": ("has no tokenizer.json", "tokenizer.json"),
+    }
+    for name, (message, change) in cases.items():
+        folder = tmp_path / name
+        if change is not None:
+            shutil.copytree(good, folder)
+            if isinstance(change, dict):
+                config = json.loads((folder / "config.json").read_text())
+                (folder / "config.json").write_text(json.dumps({**config, **change}))
+            else:
+                (folder / change).unlink()
+        done = run_cli(
+            PROJECT / "yaml" / "backbone.yaml",
+            tmp_path / "runs",
+            tmp_path / "home",
+            "--run-mode",
+            "dry_run",
+            "-c",
+            f"stages.base.path={folder}",
+        )
+        assert done.returncode == 2, name
+        assert "stages.base.path: " in done.stderr and str(folder) in done.stderr, name
+        assert message in done.stderr, (name, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "runs" / "jobs").exists()

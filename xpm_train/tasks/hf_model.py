@@ -19,7 +19,7 @@ from xpm_train.data.hf_tokenizer import HFTokenizer
 from xpm_train.models.config import DTYPES
 from xpm_train.registry import register
 from xpm_train.tasks.checkpoint import Checkpoint
-from xpm_train.validation import validate
+from xpm_train.validation import Problems, validate
 
 if TYPE_CHECKING:
     from xpm_train.training.state import ModelDef, Params
@@ -91,9 +91,12 @@ class HFModel(Config):
     """Type of the parameters when training from it: float32 or bfloat16"""
 
     def __validate__(self) -> None:
+        problems = Problems()
         if self.param_dtype not in DTYPES:
-            raise ValueError(f"param_dtype={self.param_dtype!r} is not one of {', '.join(DTYPES)}")
-        self.planned_output()
+            problems.add("param_dtype", f"{self.param_dtype!r} is not one of {', '.join(DTYPES)}")
+        else:
+            problems.call("path", self.planned_output)
+        problems.raise_any()
 
     def planned_output(self) -> HFCheckpoint:
         return read_hf_folder(Path(self.path), self.chat_template, self.param_dtype)
