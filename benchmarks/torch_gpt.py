@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch  # pyright: ignore[reportMissingImports] (pip install -e ".[bench]")
@@ -149,7 +149,8 @@ def load_jax_params(model: GPT, params: dict[str, Any]) -> None:
     put(model.wte.weight, params["embed"]["embedding"])
     put(model.wpe.weight, params["pos_embed"]["embedding"])
     put(model.ln_f.weight, params["final_norm"]["scale"])
-    for index, block in enumerate(model.h):
+    for index, module in enumerate(model.h):
+        block = cast(Block, module)
         p = params["blocks"][index]
         put(block.ln_1.weight, p["attn_norm"]["scale"])
         put(block.ln_2.weight, p["mlp_norm"]["scale"])
