@@ -5,8 +5,8 @@ the DPO model exported back to a folder that transformers loads with the same lo
 from __future__ import annotations
 
 import json
-import shutil
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np

@@ -19,6 +19,7 @@ from xpm_train.planning.cost import (
     calibrated_wall,
     earlier_jobs,
     matmul_parameters,
+    parameters,
     shape_id,
     shape_of,
     transformer_parameters,
@@ -52,6 +53,41 @@ def test_parameter_count_is_the_real_models(fields):
     assert transformer_parameters(config, 37) == real
     lookups = (0 if config.tie_embeddings else 37) + (24 if config.positions == "learned" else 0)
     assert matmul_parameters(config, 37) == real - lookups * config.d_model
+
+
+DECODERS = {
+    "llama-gqa": ("llama", {"num_key_value_heads": 2}),
+    "llama-biases-tied": (
+        "llama",
+        {"attention_bias": True, "mlp_bias": True, "tie_embeddings": True},
+    ),
+    "qwen2": ("qwen2", {"num_key_value_heads": 1, "head_dim": 8}),
+    "gpt_neox": ("gpt_neox", {"rotary_pct": 0.5}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(DECODERS))
+def test_parameter_count_of_the_hugging_face_families(variant):
+    import jax
+    from flax import nnx
+
+    from xpm_train.registry import registered
+
+    family, fields = DECODERS[variant]
+    values = {
+        "vocab_size": 41,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 48,
+        **fields,
+    }
+    tie = values.get("tie_embeddings", False)
+    config = registered("model")[family].C(**values)
+    model = config.create(vocab_size=37, seed=0)
+    real = sum(leaf.size for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert parameters(config, 37) == real
+    assert matmul_parameters(config, 37) == real - (0 if tie else 41 * 32)
 
 
 def tiny_tasks() -> dict[str, Any]:

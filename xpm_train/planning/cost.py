@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xpm_train.models.config import ModelConfig, TransformerConfig
+from xpm_train.models.families import DecoderConfig
 from xpm_train.tasks.finetune import FinetuneTask, ReferenceTask
 from xpm_train.tasks.trainer import TrainerTask
 
@@ -48,30 +49,57 @@ def transformer_parameters(config: TransformerConfig, vocab_size: int) -> int:
     return total
 
 
+def decoder_parameters(config: DecoderConfig) -> int:
+    """Parameter count of :class:`~xpm_train.models.decoder.Decoder` (llama, qwen2,
+    gpt_neox: separate q/k/v of grouped-query attention, gated or plain MLP, the family's
+    biases and norms)."""
+    d, size, hidden = config.hidden_size, config.head_size, config.intermediate_size
+    queries, keys = config.num_attention_heads * size, config.kv_heads * size
+    qkv_bias, out_bias, mlp_bias = config.biases()
+    attention = d * (queries + 2 * keys) + queries * d
+    attention += (queries + 2 * keys if qkv_bias else 0) + (d if out_bias else 0)
+    projections = 3 if config.gated_mlp else 2
+    mlp = projections * d * hidden + ((projections - 1) * hidden + d if mlp_bias else 0)
+    norm = d * (2 if config.layer_norm else 1)
+    embeddings = config.vocab_size * d * (1 if config.tie_embeddings else 2)
+    return embeddings + config.num_hidden_layers * (attention + mlp + 2 * norm) + norm
+
+
 def parameters(model: ModelConfig, vocab_size: int) -> int | None:
     """Parameter count of a model configuration, None for an unknown architecture."""
     if isinstance(model, TransformerConfig):
         return transformer_parameters(model, vocab_size)
+    if isinstance(model, DecoderConfig):
+        return decoder_parameters(model)
+    return None
+
+
+def _lookups_and_attention(model: ModelConfig, vocab_size: int) -> tuple[int, int] | None:
+    """The parameters only looked up (embeddings not used as the output projection), and the
+    number of layers times the attention's query width."""
+    if isinstance(model, TransformerConfig):
+        lookups = model.max_seq_len * model.d_model if model.positions == "learned" else 0
+        lookups += 0 if model.tie_embeddings else vocab_size * model.d_model
+        return lookups, model.n_layers * model.d_model
+    if isinstance(model, DecoderConfig):
+        lookups = 0 if model.tie_embeddings else model.vocab_size * model.hidden_size
+        width = model.num_attention_heads * model.head_size
+        return lookups, model.num_hidden_layers * width
     return None
 
 
 def matmul_parameters(model: ModelConfig, vocab_size: int) -> int | None:
     """``N`` of the FLOPs formula: the parameters without the embedding look-ups."""
-    total = parameters(model, vocab_size)
-    if total is None or not isinstance(model, TransformerConfig):
-        return None
-    lookups = model.max_seq_len * model.d_model if model.positions == "learned" else 0
-    if not model.tie_embeddings:
-        lookups += vocab_size * model.d_model
-    return total - lookups
+    total, shape = parameters(model, vocab_size), _lookups_and_attention(model, vocab_size)
+    return None if total is None or shape is None else total - shape[0]
 
 
 def flops_per_token(model: ModelConfig, vocab_size: int, seq_len: int, train: bool) -> int | None:
     """FLOPs per token of a forward and backward pass (``train``) or of a forward pass."""
-    n = matmul_parameters(model, vocab_size)
-    if n is None or not isinstance(model, TransformerConfig):
+    n, shape = matmul_parameters(model, vocab_size), _lookups_and_attention(model, vocab_size)
+    if n is None or shape is None:
         return None
-    attention = 4 * model.n_layers * model.d_model * seq_len
+    attention = 4 * shape[1] * seq_len
     return 3 * (2 * n + attention) if train else 2 * n + attention
 
 
