@@ -117,3 +117,48 @@ def test_config_round_trip_keeps_the_architecture(tmp_path):
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(HFConfigError, match="config.json is missing"):
         model_from_folder(tmp_path)
+
+
+SHARDED_SCRIPT = """
+import json, sys
+import jax, numpy as np
+from xpm_train.tasks.hf_model import read_hf_folder
+from xpm_train.tasks.checkpoint import restore_checkpoint
+from xpm_train.training.mesh import make_mesh
+assert jax.device_count() == 2
+checkpoint = read_hf_folder(sys.argv[1])
+definition, params = restore_checkpoint(checkpoint, make_mesh(model_parallel=2))
+kernel = params["layers"][0]["mlp"]["up"]["kernel"]
+tokens = np.arange(24).reshape(2, 12) % 97
+with jax.set_mesh(definition.mesh):
+    logits = definition.merge(params)(tokens)
+print("RESULT" + json.dumps({"spec": str(kernel.sharding.spec),
+      "shards": len(kernel.addressable_shards), "logits": np.asarray(logits).tolist()}))
+"""
+
+
+def test_weights_load_sharded_over_a_model_parallel_mesh(tmp_path):
+    """Tensor parallel over 2 devices: each MLP kernel is split over the model axis as it is
+    read, and the logits are those of one device."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import PROJECT
+
+    folder = make_model_folder(tmp_path / "llama", "llama")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT, str(folder)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT")[-1])
+    assert result["spec"] == "P(None, 'model')" and result["shards"] == 2
+    tokens = np.arange(24).reshape(2, 12) % 97
+    single = np.asarray(load_checkpoint(folder).model(tokens))
+    np.testing.assert_allclose(np.asarray(result["logits"]), single, atol=1e-5)
