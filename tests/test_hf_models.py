@@ -162,3 +162,22 @@ def test_weights_load_sharded_over_a_model_parallel_mesh(tmp_path):
     tokens = np.arange(24).reshape(2, 12) % 97
     single = np.asarray(load_checkpoint(folder).model(tokens))
     np.testing.assert_allclose(np.asarray(result["logits"]), single, atol=1e-5)
+
+
+def test_a_changed_file_of_the_folder_changes_the_jobs_identity(tmp_path):
+    import os
+
+    from xpm_train.tasks.hf_model import read_hf_folder
+
+    folder = make_model_folder(tmp_path / "llama", "llama")
+
+    def identity() -> bytes:
+        return read_hf_folder(folder).__xpm__.identifier.all
+
+    before = identity()
+    assert identity() == before  # reading is stable
+    for name in ("model.safetensors", "tokenizer.json"):
+        stat = (folder / name).stat()
+        os.utime(folder / name, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert identity() != before, name
+        before = identity()

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 class HFCheckpoint(Checkpoint):
     """The weights of a Hugging Face folder (``path``) as a checkpoint."""
 
-    weights: Param[str]
-    """Names, sizes and modification times of the weight files, hashed: a changed file makes
-    every job starting from it a new job"""
+    fingerprint: Param[str]
+    """Names, sizes and modification times of the folder's weight and tokenizer files,
+    hashed: a changed file makes every job starting from it a new job"""
 
     def read_params(self, definition: ModelDef, step: int | None = None) -> Params:
         from xpm_train.models.hf_weights import load_params
@@ -45,11 +45,16 @@ def is_hf_folder(folder: Path) -> bool:
     return (folder / "config.json").is_file() and not (folder / "params.json").is_file()
 
 
-def weights_fingerprint(folder: Path) -> str:
+#: The files besides the weights that change what a model computes or how text is encoded.
+FINGERPRINTED = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def folder_fingerprint(folder: Path) -> str:
     from xpm_train.models.hf_weights import weight_files
 
     digest = hashlib.sha256()
-    for file in sorted(set(weight_files(folder).values())):
+    others = [folder / name for name in FINGERPRINTED if (folder / name).is_file()]
+    for file in sorted({*weight_files(folder).values(), *others}):
         stat = file.stat()
         digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return digest.hexdigest()[:16]
@@ -75,7 +80,11 @@ def read_hf_folder(
             f"vocab_size {model.vocab_size}"
         )
     return HFCheckpoint.C(
-        model=model, tokenizer=tokenizer, path=folder, step=0, weights=weights_fingerprint(folder)
+        model=model,
+        tokenizer=tokenizer,
+        path=folder,
+        step=0,
+        fingerprint=folder_fingerprint(folder),
     )
 
 
