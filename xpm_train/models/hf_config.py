@@ -25,7 +25,8 @@ FAMILIES: dict[str, type[DecoderConfig]] = {
     "qwen2": Qwen2Config,
     "gpt_neox": GPTNeoXConfig,
 }
-#: config.json keys that do not change the computed function (bookkeeping, generation).
+#: config.json keys that are not mapped to a parameter: bookkeeping and generation settings,
+#: which do not change the computed function, and the keys checked by ``model_from_hf``.
 _IGNORED = {
     "architectures", "transformers_version", "dtype", "torch_dtype", "use_cache",
     "initializer_range", "bos_token_id", "eos_token_id", "pad_token_id", "model_type",
@@ -61,8 +62,6 @@ _FAMILY_KEYS = {
         "attention_bias": None,  # checked: gpt_neox is implemented with biases
     },
 }
-#: What transformers assumes when a key is absent from config.json.
-_HF_DEFAULTS = {"tie_word_embeddings": {"llama": False, "qwen2": False, "gpt_neox": False}}
 
 
 class HFConfigError(ValueError):
@@ -114,8 +113,6 @@ def model_from_hf(hf: dict[str, Any], where: str = "config.json") -> DecoderConf
             values[keys[key]] = value
         elif key not in keys and key not in _IGNORED and isinstance(value, (dict, list)):
             problems.append(f"{key} (an option this implementation does not know)")
-    for key, default in _HF_DEFAULTS.items():
-        values.setdefault(_COMMON[key], default[model_type])
     rope = rope_settings(hf)
     values["rope_theta"] = rope["theta"]
     if rope["type"] == "llama3" and model_type != "gpt_neox":

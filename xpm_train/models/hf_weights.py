@@ -8,7 +8,7 @@ sharding: the host never holds a second full copy of the model (docs/hf.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +177,3 @@ def save_params(tensors: dict[str, np.ndarray], folder: Path) -> Path:
     path = Path(folder) / SINGLE
     save_file({name: jnp.asarray(array) for name, array in tensors.items()}, str(path))
     return path
-
-
-def map_leaves(function: Callable[[ParamPath, Any], Any], params: Params) -> Params:
-    out: Params = {}
-    for path, leaf in _leaves(params):
-        _set(out, path, function(path, leaf))
-    return out
