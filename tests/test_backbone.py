@@ -134,3 +134,31 @@ def test_bad_backbone_folders_are_planning_errors(tmp_path):
         assert message in done.stderr, (name, done.stderr[-2000:])
         assert "Traceback" not in done.stderr
         assert not (tmp_path / "runs" / "jobs").exists()
+
+
+def test_a_family_model_from_scratch_is_checked_against_its_tokenizer(tmp_path):
+    """A llama pretrained from scratch with an hf tokenizer: a relative tokenizer path and an
+    embedding smaller than the vocabulary are planning errors; fixed, the stage trains."""
+    folder = make_model_folder(tmp_path / "tiny-llama", "llama")
+    model = (
+        "{name: llama, vocab_size: VOCAB, hidden_size: 32, num_hidden_layers: 1, "
+        "num_attention_heads: 2, intermediate_size: 64, max_seq_len: 64}"
+    )
+    experiment = tmp_path / "scratch.yaml"
+    body = (
+        f"imports: [{PROJECT / 'yaml' / 'tiny.yaml'}]\nstages:\n  kl: null\n  dpo: null\n"
+        f"  pretrain:\n    model: {model}\n    tokenizer: {{name: hf, path: PATH}}\n"
+    )
+    experiment.write_text(body.replace("VOCAB", "256").replace("PATH", "tiny-llama"))
+    done = run_cli(experiment, tmp_path / "runs", tmp_path / "home", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "stages.pretrain.model.vocab_size: vocab_size=256 is smaller than the tokenizer's" in (
+        done.stderr
+    )
+    assert "stages.pretrain.tokenizer: tokenizer path 'tiny-llama' is relative" in done.stderr
+    experiment.write_text(body.replace("VOCAB", "320").replace("PATH", str(folder)))
+    done = run_cli(experiment, tmp_path / "runs", tmp_path / "home")
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = load_checkpoint(job_folders(tmp_path / "runs")["pretrain"][0])
+    assert type(loaded.model).__name__ == "Decoder"
+    assert loaded.params["embed"]["embedding"].shape == (320, 32)

@@ -256,6 +256,11 @@ class HFTokenizer(HFFilesTokenizer):
         return self.files().tokenizer.get_vocab_size(with_added_tokens=True)
 
     def __validate__(self) -> None:
+        if not Path(self.path).expanduser().is_absolute():
+            raise TokenizerError(
+                f"tokenizer path {self.path!r} is relative: give an absolute path (a job reads "
+                "it from its own folder)"
+            )
         files = self.files()
         if not self.chat_template:
             return

@@ -29,6 +29,9 @@ class ModelConfig(Config):
     def __validate__(self) -> None:
         """Raise ValueError if the configuration is inconsistent."""
 
+    def validate_vocabulary(self, vocab_size: int) -> None:
+        """Raise ValueError if the model cannot embed a tokenizer of ``vocab_size`` tokens."""
+
 
 @register("model", "transformer")
 class TransformerConfig(ModelConfig):

@@ -111,6 +111,12 @@ class DecoderConfig(ModelConfig):
     def family_problems(self) -> list[str]:
         return []
 
+    def validate_vocabulary(self, vocab_size: int) -> None:
+        if vocab_size > self.vocab_size:
+            raise ValueError(
+                f"vocab_size={self.vocab_size} is smaller than the tokenizer's {vocab_size} tokens"
+            )
+
     def create(self, vocab_size: int, seed: int) -> nnx.Module:
         """The model; its embedding has ``self.vocab_size`` rows (``vocab_size``, the
         tokenizer's, must not exceed it)."""
@@ -119,11 +125,7 @@ class DecoderConfig(ModelConfig):
         from xpm_train.models.decoder import Decoder
 
         validate(self)
-        if vocab_size > self.vocab_size:
-            raise ValueError(
-                f"the tokenizer has {vocab_size} tokens but the {self.family} model's "
-                f"vocab_size is {self.vocab_size}"
-            )
+        self.validate_vocabulary(vocab_size)
         with nnx.use_eager_sharding(False):
             return Decoder(self, rngs=nnx.Rngs(params=seed))
 

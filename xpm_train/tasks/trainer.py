@@ -159,7 +159,9 @@ class TrainerTask(JobEnvironment, ResumableTask):
             )
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.add("eval_fraction", f"{self.eval_fraction} must be in [0, 1)")
-        max_len = self.model_and_tokenizer()[0].max_seq_len
+        model, tokenizer = self.model_and_tokenizer()
+        problems.call("model.vocab_size", lambda: model.validate_vocabulary(tokenizer.vocab_size))
+        max_len = model.max_seq_len
         if self.seq_len > max_len:
             problems.add("seq_len", f"{self.seq_len} exceeds the model's max_seq_len={max_len}")
         if total >= 1:
