@@ -80,7 +80,16 @@ def test_sharded_weights_and_bfloat16_parameters(tmp_path):
 
     bf16 = read_hf_folder(folder, param_dtype="bfloat16").load()
     kernel = bf16.params["layers"][0]["attn"]["q"]["kernel"]
-    assert kernel.dtype == np.dtype("bfloat16") or str(kernel.dtype) == "bfloat16"
+    assert str(kernel.dtype) == "bfloat16"
+    # a bfloat16 file: its values, exactly, whatever the parameters' type
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "bf16" / name).write_bytes((folder / name).read_bytes())
+    stored = model.model.layers[0].self_attn.q_proj.weight.float().detach().numpy().T
+    for dtype in ("float32", "bfloat16"):
+        loaded = read_hf_folder(tmp_path / "bf16", param_dtype=dtype).load()
+        kernel = loaded.params["layers"][0]["attn"]["q"]["kernel"]
+        np.testing.assert_array_equal(np.asarray(kernel, np.float32), stored)
 
 
 def config_of(tmp_path, family="llama", **overrides):

@@ -95,17 +95,45 @@ def hf_name(config: DecoderConfig, path: ParamPath) -> tuple[str, str | None]:
 _ALIASES = {"lm_head.weight": ("embed_out.weight",)}
 
 
-def _fused_part(tensor: jax.Array, part: str, config: DecoderConfig) -> jax.Array:
+def _fused_part(tensor: np.ndarray, part: str, config: DecoderConfig) -> np.ndarray:
     """q, k or v rows of gpt_neox's query_key_value, laid out (heads, 3, head_size)."""
     heads, size = config.num_attention_heads, config.head_size
     fused = tensor.reshape(heads, 3, size, *tensor.shape[1:])
     return fused[:, "qkv".index(part)].reshape(heads * size, *tensor.shape[1:])
 
 
-def _to_param(tensor: jax.Array, path: ParamPath, part: str | None, config: DecoderConfig):
+def _to_param(
+    tensor: np.ndarray, path: ParamPath, part: str | None, config: DecoderConfig
+) -> np.ndarray:
     if part is not None:
         tensor = _fused_part(tensor, part, config)
     return tensor.T if path[-1] == "kernel" else tensor
+
+
+class _Reader:
+    """Tensors of safetensors files as numpy arrays on the host (bfloat16 ones through the
+    flax reader, numpy's reader having no bfloat16)."""
+
+    def __init__(self) -> None:
+        self.handles: dict[tuple[Path, str], Any] = {}
+
+    def read(self, file: Path, name: str) -> np.ndarray:
+        numpy = self._handle(file, "numpy")
+        if numpy.get_slice(name).get_dtype() != "BF16":
+            return numpy.get_tensor(name)
+        return np.asarray(self._handle(file, "flax").get_tensor(name))
+
+    def _handle(self, file: Path, framework: str) -> Any:
+        from safetensors import safe_open
+
+        key = (file, framework)
+        if key not in self.handles:
+            self.handles[key] = safe_open(file, framework=framework).__enter__()
+        return self.handles[key]
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.__exit__(None, None, None)
 
 
 def _leaves(params: Params) -> Iterator[tuple[ParamPath, Any]]:
@@ -122,10 +150,8 @@ def _set(tree: Params, path: ParamPath, value: Any) -> None:
 def load_params(folder: Path, config: DecoderConfig, abstract: Params) -> Params:
     """The parameters of ``abstract`` (ShapeDtypeStructs with shardings) read from the
     folder's safetensors files."""
-    from safetensors import safe_open
-
     files = weight_files(folder)
-    handles: dict[Path, Any] = {}
+    reader = _Reader()
     params: Params = {}
     try:
         for path, target in _leaves(abstract):
@@ -133,20 +159,17 @@ def load_params(folder: Path, config: DecoderConfig, abstract: Params) -> Params
             found = next((n for n in (name, *_ALIASES.get(name, ())) if n in files), None)
             if found is None:
                 raise HFWeightsError(f"{folder}: the weights have no tensor {name!r}")
-            file = files[found]
-            if file not in handles:
-                handles[file] = safe_open(file, framework="flax").__enter__()
-            value = _to_param(handles[file].get_tensor(found), path, part, config)
+            value = _to_param(reader.read(files[found], found), path, part, config)
             if tuple(value.shape) != tuple(target.shape):
                 raise HFWeightsError(
                     f"{folder}: tensor {found!r} has shape {tuple(value.shape)}, the config "
                     f"implies {tuple(target.shape)}"
                 )
-            _set(params, path, jax.device_put(value.astype(target.dtype), target.sharding))
+            value = np.ascontiguousarray(value, dtype=target.dtype)
+            _set(params, path, jax.device_put(value, target.sharding))
             del value
     finally:
-        for handle in handles.values():
-            handle.__exit__(None, None, None)
+        reader.close()
     return params
 
 
