@@ -39,7 +39,7 @@ def make_inputs(folder: Path, size: dict[str, Any]) -> str:
     """The llama folder (BPE tokenizer trained on synthetic words), the examples (pairs.json:
     TRL's strings) and their xpm-train encoding (data.npz: every batch of every run); every
     sequence is exactly ``seq_len + 1`` tokens, so no batch has padding. Returns the bos."""
-    from make_tiny_hf import make_model_folder, train_tokenizer
+    from make_tiny_hf import make_model_folder, train_tokenizer  # pyright: ignore[reportMissingImports]
     from transformers.utils import logging
 
     from xpm_train.data.completions import Completion, encode_completions
@@ -73,7 +73,7 @@ def make_inputs(folder: Path, size: dict[str, Any]) -> str:
     arrays = {f"sft_{k}": v for k, v in arrays.items()}
     arrays |= {f"dpo_{k}": v for k, v in encode_pairs(dpo, ours, size["seq_len"]).items()}
     assert (arrays["sft_tokens"] != ours.pad_id).all(), "every sequence fills seq_len + 1"
-    np.savez(folder / "data.npz", **arrays)
+    np.savez(str(folder / "data.npz"), **arrays)  # pyright: ignore[reportArgumentType]
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in dpo]
     (folder / "pairs.json").write_text(json.dumps(rows))
     return tokenizer.bos_token
@@ -218,7 +218,7 @@ def trl_run(folder: Path, size: dict[str, Any], bos: str) -> dict[str, Any]:
         import torch
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig, DPOTrainer  # pyright: ignore[reportPrivateImportUsage]
 
         ends: list[float] = []
 
@@ -261,8 +261,9 @@ def trl_run(folder: Path, size: dict[str, Any], bos: str) -> dict[str, Any]:
         data = np.load(folder / "data.npz")
         ours = {tuple(t) for t in np.concatenate([data["dpo_chosen"], data["dpo_rejected"]])}
         for example in trainer.train_dataset:
+            row: dict[str, Any] = dict(example)  # pyright: ignore[reportCallIssue,reportArgumentType]
             for side in ("chosen", "rejected"):
-                if tuple(example["prompt_ids"] + example[f"{side}_ids"]) not in ours:
+                if tuple(row["prompt_ids"] + row[f"{side}_ids"]) not in ours:
                     raise ValueError(f"TRL's {side} tokens differ from xpm-train's")
         trainer.train()
         return {
