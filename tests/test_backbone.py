@@ -162,3 +162,18 @@ def test_a_family_model_from_scratch_is_checked_against_its_tokenizer(tmp_path):
     loaded = load_checkpoint(job_folders(tmp_path / "runs")["pretrain"][0])
     assert type(loaded.model).__name__ == "Decoder"
     assert loaded.params["embed"]["embedding"].shape == (320, 32)
+
+
+def test_a_graph_without_held_out_text_says_what_to_add(tmp_path):
+    experiment = tmp_path / "no-text.yaml"
+    experiment.write_text(
+        f"imports: [{PROJECT / 'yaml' / 'backbone.yaml'}]\n"
+        "stages:\n  text: null\n"
+        "  sft: {init: base, completions: {name: arithmetic, facts: {name: arithmetic}}}\n"
+        "  dpo: {preferences: {name: arithmetic, facts: {name: arithmetic}}}\n"
+        f"  base: {{path: {make_model_folder(tmp_path / 'llama', 'llama')}}}\n"
+    )
+    done = run_cli(experiment, tmp_path / "runs", tmp_path / "home", "--run-mode", "dry_run")
+    assert done.returncode == 2
+    assert "stages: no stage trains on a text dataset" in done.stderr
+    assert not (tmp_path / "runs" / "jobs").exists()

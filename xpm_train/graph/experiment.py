@@ -116,6 +116,13 @@ def plan_experiment(
     splits = held_out_splits(instances)
     evaluations: dict[str, Evaluate] = {}
     models = [instance for instance in instances if instance.is_model]
+    if models and not splits:
+        message = (
+            "no stage trains on a text dataset, so no held-out text to evaluate the models on: "
+            "add one (e.g. continued pretraining from the first model: a kl stage with beta 0 "
+            "and a dataset, as in yaml/backbone.yaml)"
+        )
+        return None, [("stages", message)]
     for instance in models:
         task = Evaluate.C(checkpoint=instance.output, datasets=splits, **settings)
         local = Problems()

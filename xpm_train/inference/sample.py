@@ -1,4 +1,5 @@
-"""Sample from a checkpoint: ``python -m xpm_train.inference.sample JOB_FOLDER PROMPT...``."""
+"""Sample from a checkpoint: ``python -m xpm_train.inference.sample FOLDER PROMPT...`` (a
+training job's folder or a Hugging Face model folder)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from xpm_train.tasks.checkpoint import load_checkpoint
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("job", help="folder of a training job (its final checkpoint is used)")
+    parser.add_argument(
+        "job", help="a training job's folder (its final checkpoint) or a Hugging Face model folder"
+    )
     parser.add_argument("prompts", nargs="+")
     parser.add_argument("--step", type=int, default=None, help="another checkpoint step")
     parser.add_argument("--max-new-tokens", type=int, default=16)
