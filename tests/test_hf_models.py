@@ -149,24 +149,10 @@ print("RESULT" + json.dumps({"spec": str(kernel.sharding.spec),
 def test_weights_load_sharded_over_a_model_parallel_mesh(tmp_path):
     """Tensor parallel over 2 devices: each MLP kernel is split over the model axis as it is
     read, and the logits are those of one device."""
-    import os
-    import subprocess
-    import sys
-
-    from .conftest import PROJECT
+    from .support.devices import run_on_two_devices
 
     folder = make_model_folder(tmp_path / "llama", "llama")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run(
-        [sys.executable, "-c", SHARDED_SCRIPT, str(folder)],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.split("RESULT")[-1])
+    result = run_on_two_devices(SHARDED_SCRIPT, str(folder))
     assert result["spec"] == "P(None, 'model')" and result["shards"] == 2
     tokens = np.arange(24).reshape(2, 12) % 97
     single = np.asarray(load_checkpoint(folder).model(tokens))

@@ -1,15 +1,10 @@
 """The loop on a multi-device mesh: 2 CPU devices simulated in a subprocess."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from xpm_train.training.mesh import make_mesh
 
-from .conftest import PROJECT
+from .support.devices import run_on_two_devices
 
 SCRIPT = """
 import json, sys, tempfile
@@ -44,16 +39,6 @@ def test_data_and_model_parallel_match_one_device(tmp_path):
 
     train(tiny_stage(), tiny_settings(total_steps=8), run_paths(tmp_path))
     single = [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl", "train")]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.split("RESULT")[-1])
+    result = run_on_two_devices(SCRIPT)
     for losses in result.values():
         assert losses == pytest.approx(single, rel=1e-4)
