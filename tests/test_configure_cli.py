@@ -98,7 +98,7 @@ def test_configured_sections_validate_and_plan_the_default_jobs(tmp_path):
     assert "    path: null  # str, required: set it: The folder: config.json" in hf
     assert "    kind: pretrain  # Train a language model" in configured.stdout
     assert "    log_interval: 10  # int: Steps between two logged lines" in configured.stdout
-    assert "    optimizer:  # optimizer (adamw)\n      name: adamw" in configured.stdout
+    assert "    optimizer:  # optimizer (adamw, muon)\n      name: adamw" in configured.stdout
     assert "      weight_decay: 0.1  # float\n" in configured.stdout
     assert "    init: pretrain  # stage name, required (the upstream stage)" in body
     sections = yaml.safe_load("stages:\n" + body)["stages"]

@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from experimaestro import Config
-from experimaestro.core.types import ObjectType
+from experimaestro.core.types import ArrayType, ObjectType
 
 from xpm_train.data.datasets import TextDataset
 from xpm_train.graph.sweeps import SWEEP, is_sweep
 from xpm_train.registry import component_kind, registered, type_name
-from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.checkpoint import Checkpoint, checkpoint_reference
 from xpm_train.tasks.trainer import TrainerTask
 from xpm_train.tracking.loggers import MetricsLogger, build_logger
-from xpm_train.validation import Problems
+from xpm_train.validation import ConfigError, Problems
 
 #: Section keys that are not parameters of the stage's Task.
 KIND, LAUNCHER = "kind", "launcher"
@@ -83,6 +83,14 @@ def config_type(argument: Any) -> type | None:
     return argument.type.value_type if isinstance(argument.type, ObjectType) else None
 
 
+def item_config_type(argument: Any) -> type | None:
+    """The Config class of the items of a list argument (``list[ParamGroup]``), or None."""
+    kind = argument.type
+    if isinstance(kind, ArrayType) and isinstance(kind.type, ObjectType):
+        return kind.type.value_type
+    return None
+
+
 def is_checkpoint(argument: Any) -> bool:
     base = config_type(argument)
     return base is not None and issubclass(base, Checkpoint)
@@ -112,7 +120,8 @@ def stage_references(cls: type[Config], section: Mapping[str, Any]) -> dict[str,
 
     def visit(base: type, argument: Any, value: Any, path: str) -> None:
         if isinstance(value, str):
-            references.setdefault(path, []).append(value)
+            stage = checkpoint_reference(value)[0] if is_checkpoint(argument) else value
+            references.setdefault(path, []).append(stage)
         elif isinstance(value, Mapping) and not is_checkpoint(argument):
             kind = component_kind(base)
             name = value.get("name")
@@ -187,6 +196,12 @@ def convert_value(
         if argument.required:
             problems.add(path, "is required and cannot be null")
         return None
+    item_type = item_config_type(argument)
+    if item_type is not None and isinstance(value, list):
+        return [
+            _item(item_type, item, f"{path}.{index}", problems, upstream)
+            for index, item in enumerate(value)
+        ]
     if base is None:
         try:
             return argument.validate(value)
@@ -214,13 +229,40 @@ def convert_value(
     return _component(base, value, path, upstream, problems)
 
 
-def _stage_value(base: type, name: str, path: str, upstream: Upstream, problems: Problems) -> Any:
+def _item(
+    cls: type[Config], value: Any, path: str, problems: Problems, upstream: Upstream | None
+) -> Any:
+    """One item of a list of Configs: a Config, a ``{name: ...}`` spec for a registered kind,
+    or a mapping of the class's parameters."""
+    if isinstance(value, Config):
+        return value
+    if component_kind(cls) is not None:
+        return _component(cls, value, path, upstream, problems)
+    if not isinstance(value, Mapping):
+        problems.add(path, f"expected a mapping of {cls.__name__} parameters, got {value!r}")
+        return None
+    return _build_config(cls, value, f"{path}.", cls.__name__, upstream, problems)
+
+
+def _stage_value(base: type, value: str, path: str, upstream: Upstream, problems: Problems) -> Any:
+    checkpoint = issubclass(base, Checkpoint)
+    name, which = checkpoint_reference(value) if checkpoint else (value, "final")
     if name not in upstream.names():
         stages = ", ".join(sorted(upstream.names()))
-        given = "" if issubclass(base, Checkpoint) else " (a component is a {name: ...} spec)"
+        given = "" if checkpoint else " (a component is a {name: ...} spec)"
         problems.add(path, f"unknown stage {name!r}{given}; the stages are: {stages}")
         return None
     output = upstream.output(name)
+    if isinstance(output, base) and which == "best":  # e.g. init: sft.best
+        best = getattr(upstream.task(name), "best_output", None)
+        if best is None:
+            problems.add(path, f"stage {name!r} trains nothing: it has no best checkpoint")
+            return None
+        try:
+            return best(output, name)
+        except ConfigError as error:
+            problems.add(path, str(error))
+            return None
     if isinstance(output, base):
         return output
     stage = upstream.task(name)

@@ -26,6 +26,7 @@ from xpm_train.models.config import ModelConfig, TransformerConfig
 from xpm_train.models.families import DecoderConfig
 from xpm_train.tasks.finetune import FinetuneTask, ReferenceTask
 from xpm_train.tasks.trainer import TrainerTask
+from xpm_train.training.budget import counts_examples, epoch_size
 
 #: Earlier jobs read per task type (the most recent ones).
 MAX_EARLIER_JOBS = 50
@@ -142,12 +143,21 @@ def work(task: TrainerTask) -> dict[str, Any]:
         vocab = reference.tokenizer.vocab_size
         forward = flops_per_token(reference.model, vocab, task.seq_len, train=False)
         per_token = None if forward is None else per_token + forward
+    # an epoch budget: the epochs, and the examples (packed blocks for text) of one epoch
+    epochs = {} if task.epochs is None else {"epochs": task.epochs, "per epoch": epoch(task)}
     return {
+        **epochs,
         "steps": steps,
         "tokens": tokens,
         "parameters": parameters(model, tokenizer.vocab_size),
         "flops": None if per_token is None else tokens * per_token,
     }
+
+
+def epoch(task: TrainerTask) -> str:
+    """What one epoch of the task holds, e.g. ``380 blocks`` or ``342 examples``."""
+    unit = "examples" if counts_examples(task) else "blocks"
+    return f"{epoch_size(task)} {unit}"
 
 
 def occurrences(total: int, interval: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,18 @@ if TYPE_CHECKING:
     from xpm_train.training.state import ModelDef, Params
 
 
+#: The checkpoints of a training job a stage can take: ``init: sft`` (or ``sft.final``) is its
+#: final checkpoint, ``init: sft.best`` the one of its best evaluation (``best_metric``).
+CHECKPOINT_CHOICES = ("final", "best")
+
+
+def checkpoint_reference(value: str) -> tuple[str, str]:
+    """``(stage, which)`` of a stage name given for a checkpoint: ``sft`` and ``sft.final``
+    are ``("sft", "final")``, ``sft.best`` is ``("sft", "best")``."""
+    stage, _, which = value.rpartition(".")
+    return (stage, which) if stage and which in CHECKPOINT_CHOICES else (value, "final")
+
+
 class Checkpoint(Config):
     """A model configuration, its tokenizer, and the checkpoint holding its parameters.
 
@@ -30,19 +43,31 @@ class Checkpoint(Config):
     model: Param[ModelConfig]
     tokenizer: Param[Tokenizer]
     path: Meta[Path]
-    """Checkpoints folder of the training job"""
+    """Checkpoints folder of the training job (its best checkpoint folder for ``best``)"""
     step: Meta[int]
-    """The step of the checkpoint to use (the final one)"""
+    """The step of the checkpoint to use: the final one (for ``best``, the record's step is
+    used instead: ``chosen_step``)"""
     metrics: Meta[Path | None] = field(default=None)
     """The training metrics (JSON lines) of the job that produced it"""
+    which: Param[str] = field(default="final", ignore_default=True)
+    """``final``: the job's last checkpoint; ``best``: the one of its best evaluation
+    (``best_metric``), whose step the job records beside ``path``"""
 
     def load(self) -> LoadedModel:
         return load_checkpoint(self)
 
+    def chosen_step(self) -> int:
+        """The step of the checkpoint (for ``best``, read from the record: in a job)."""
+        if self.which == "best":
+            from xpm_train.training.result import best_step
+
+            return best_step(Path(self.path))
+        return self.step
+
     def read_params(self, definition: ModelDef, step: int | None = None) -> Params:
         """The parameters, placed with ``definition``'s shardings (``step``: another
-        checkpoint of the job than ``self.step``)."""
-        return _orbax_params(self.path, self.step if step is None else step, definition)
+        checkpoint of the job than ``chosen_step()``)."""
+        return _orbax_params(self.path, self.chosen_step() if step is None else step, definition)
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,9 @@ class CheckpointValues:
     path: Path
     step: int
     metrics: Path | None = None
+
+    def chosen_step(self) -> int:
+        return self.step
 
     def read_params(self, definition: ModelDef, step: int | None = None) -> Params:
         return _orbax_params(self.path, self.step if step is None else step, definition)
@@ -100,26 +128,30 @@ class LoadedModel:
     step: int
 
 
-def load_checkpoint(source: AnyCheckpoint | Path | str, step: int | None = None) -> LoadedModel:
+def load_checkpoint(
+    source: AnyCheckpoint | Path | str, step: int | None = None, best: bool = False
+) -> LoadedModel:
     """Load a trained model from a Checkpoint output, a training job's folder or a Hugging
     Face model folder (config.json, safetensors weights, tokenizer.json).
 
-    ``step`` selects another checkpoint of the job than the final one.
+    ``step`` selects another checkpoint of the job than the final one; ``best``, a job
+    folder's best checkpoint (its stage's ``best_metric``).
     """
     from xpm_train.training.mesh import make_mesh
 
     if isinstance(source, (str, Path)):
-        source = checkpoint_in_folder(Path(source))
+        source = checkpoint_in_folder(Path(source), best)
     definition, params = restore_checkpoint(source, make_mesh(), step)
-    chosen = source.step if step is None else step
+    chosen = source.chosen_step() if step is None else step
     return LoadedModel(definition.merge(params), params, _values(source.tokenizer), chosen)
 
 
-def checkpoint_in_folder(folder: Path) -> AnyCheckpoint:
-    """The checkpoint a folder holds: a training job's final one, or a Hugging Face model."""
+def checkpoint_in_folder(folder: Path, best: bool = False) -> AnyCheckpoint:
+    """The checkpoint a folder holds: a training job's final one (its best one with
+    ``best``), or a Hugging Face model."""
     from xpm_train.tasks.hf_model import is_hf_folder, read_hf_folder
 
-    if is_hf_folder(folder):
+    if is_hf_folder(folder) and not best:
         return read_hf_folder(folder)
     if not (Path(folder) / "params.json").is_file():
         raise FileNotFoundError(
@@ -128,4 +160,10 @@ def checkpoint_in_folder(folder: Path) -> AnyCheckpoint:
         )
     from experimaestro import from_task_dir
 
-    return from_task_dir(Path(folder), as_instance=True).checkpoint_values()
+    final = from_task_dir(Path(folder), as_instance=True).checkpoint_values()
+    if not best:
+        return final
+    from xpm_train.training.result import best_step
+
+    path = Path(folder) / "best_checkpoint"
+    return dataclasses.replace(final, path=path, step=best_step(path))

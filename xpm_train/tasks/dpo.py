@@ -25,11 +25,20 @@ class DPO(ReferenceTask):
     """
 
     key_metrics = ("rewards/accuracies", "rewards/margins")
+    held_out_metrics = (
+        "loss",
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+    )
 
     preferences: Param[PreferenceDataset]
     """The (prompt, chosen, rejected) triples"""
     steps: Param[int] = field(default=200, overrides=True)
-    """Number of optimizer steps"""
+    """Number of optimizer steps (or give epochs)"""
     beta: Param[float] = field(default=0.1)
     """Inverse temperature of the implicit reward"""
     label_smoothing: Param[float] = field(default=0.0)

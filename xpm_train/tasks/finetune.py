@@ -12,7 +12,8 @@ from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
 from xpm_train.tasks.checkpoint import Checkpoint, model_factory, restore_checkpoint
 from xpm_train.tasks.trainer import TrainerTask
-from xpm_train.validation import Problems
+from xpm_train.training.budget import explicit
+from xpm_train.validation import ConfigError, Problems
 
 if TYPE_CHECKING:
     from flax import nnx
@@ -28,10 +29,17 @@ class FinetuneTask(TrainerTask):
     init: Param[Checkpoint]
     """The checkpoint to start from (in YAML: the name of the upstream stage)"""
     steps: Param[int] = field(default=300)
-    """Number of optimizer steps"""
+    """Number of optimizer steps (or give epochs)"""
 
     def total_steps(self) -> int:
-        return self.steps
+        """``steps``, or the steps of ``epochs`` when given (then ``steps`` must not be)."""
+        if self.epochs is None:
+            return self.steps
+        if explicit(self, "steps"):
+            raise ConfigError(
+                [("epochs", f"give steps or epochs, not both (steps={self.steps} is given)")]
+            )
+        return self.epoch_steps()
 
     def model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:
         return self.init.model, self.init.tokenizer

@@ -22,6 +22,7 @@ class KLStage(ReferenceTask):
     """Continue training ``init`` on ``dataset`` with ``loss = CE + beta * KL(., reference)``."""
 
     key_metrics = ("ce", "kl")
+    held_out_metrics = ("loss", "ce", "kl", "perplexity")
 
     dataset: Param[TextDataset]
     """The new data"""

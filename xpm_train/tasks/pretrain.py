@@ -30,15 +30,20 @@ class Pretrain(TrainerTask):
     dataset: Param[TextDataset]
     """The training text (a held-out part is kept for evaluation)"""
     steps: Param[int | None] = field(default=None)
-    """Number of optimizer steps (or give tokens)"""
+    """Number of optimizer steps (or give tokens, or epochs)"""
     tokens: Param[int | None] = field(default=None)
     """Token budget: steps = ceil(tokens / (batch_size * seq_len))"""
 
     def total_steps(self) -> int:
-        if (self.steps is None) == (self.tokens is None):
-            raise ConfigError([("steps", "give exactly one of steps and tokens")])
+        given = [name for name in ("steps", "tokens", "epochs") if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = f"{' and '.join(given)} are given" if given else "none is given"
+            message = f"give exactly one of steps and tokens, or epochs instead ({found})"
+            raise ConfigError([(given[-1] if given else "steps", message)])
         if self.steps is not None:
             return self.steps
+        if self.epochs is not None:
+            return self.epoch_steps()
         return math.ceil(self.tokens / (self.batch_size * self.seq_len))
 
     def model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:

@@ -32,7 +32,7 @@ class SFT(FinetuneTask):
     completions: Param[CompletionDataset]
     """The (prompt, completion) pairs"""
     steps: Param[int] = field(default=200, overrides=True)
-    """Number of optimizer steps"""
+    """Number of optimizer steps (or give epochs)"""
 
     def validate_stage(self, problems: Problems) -> None:
         problems.validate("completions", self.completions)

@@ -23,11 +23,13 @@ from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
 from xpm_train.tracking.loggers import MetricsLogger
+from xpm_train.training.budget import epoch_steps
+from xpm_train.training.result import BEST_MODES
 from xpm_train.training.time_limit import DEFAULT_MARGIN_S
 from xpm_train.validation import ConfigError, Problems
 
 if TYPE_CHECKING:
-    from xpm_train.training.loop import LoopSettings, Stage, StageData
+    from xpm_train.training.stage import LoopSettings, Stage, StageData
 
 
 class StageDataSource(Protocol):
@@ -56,6 +58,9 @@ class TrainerTask(JobEnvironment, ResumableTask):
 
     #: Metrics of this stage shown next to the loss (report, plots, monitor, job summary).
     key_metrics: ClassVar[tuple[str, ...]] = ()
+    #: Every metric of the stage's objective, logged held-out as ``eval/<name>`` (with the
+    #: key metrics): what ``best_metric`` may name.
+    held_out_metrics: ClassVar[tuple[str, ...]] = ("loss", "perplexity")
 
     optimizer: Param[Optimizer] = field(default=AdamW.C())
     schedule: Param[Schedule] = field(default=Cosine.C())
@@ -73,6 +78,14 @@ class TrainerTask(JobEnvironment, ResumableTask):
     """At most this many held-out batches per evaluation"""
     seed: Param[int] = field(default=0)
     """Seed of the initialisation, the data order and the held-out split"""
+    epochs: Param[float | None] = field(default=None)
+    """Passes over the training split, instead of steps: steps = ceil(epochs * training
+    examples (packed blocks for text) / batch_size), counted at planning"""
+    best_metric: Param[str | None] = field(default=None)
+    """Keep the checkpoint of the evaluation where this held-out metric is best (e.g.
+    eval/loss); a later stage takes it as `<stage>.best`"""
+    best_mode: Param[str] = field(default="min", ignore_default=True)
+    """Whether the best value of best_metric is its min or its max"""
 
     log_interval: Meta[int] = field(default=10)
     """Steps between two logged lines and metrics records"""
@@ -93,6 +106,8 @@ class TrainerTask(JobEnvironment, ResumableTask):
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
     metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
     result_path: Meta[Path] = field(default_factory=PathGenerator("result.json"))
+    best_checkpoint: Meta[Path] = field(default_factory=PathGenerator("best_checkpoint"))
+    """The best checkpoint folder (with best_metric); best_checkpoint.json records its step"""
 
     @property
     def stage_name(self) -> str:
@@ -100,6 +115,10 @@ class TrainerTask(JobEnvironment, ResumableTask):
 
     def total_steps(self) -> int:
         raise NotImplementedError
+
+    def epoch_steps(self) -> int:
+        """The steps of ``epochs`` passes over the training split (see ``training/budget.py``)."""
+        return epoch_steps(self)
 
     def model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:
         """The configuration of the trained model and its tokenizer."""
@@ -166,14 +185,33 @@ class TrainerTask(JobEnvironment, ResumableTask):
             problems.add("seq_len", f"{self.seq_len} exceeds the model's max_seq_len={max_len}")
         if total >= 1:
             problems.call("schedule", lambda: self.schedule.validate_steps(total))
+        problems.call("optimizer", lambda: self.optimizer.validate_model(model, tokenizer))
         if self.logger is not None:
             problems.validate("logger", self.logger)
+        self.validate_best(problems)
         self.validate_stage(problems)
         problems.raise_any()
 
+    def validate_best(self, problems: Problems) -> None:
+        """``best_metric`` names a held-out metric of the stage, and there is held-out data."""
+        if self.best_mode not in BEST_MODES:
+            problems.add("best_mode", f"{self.best_mode!r} is not one of {', '.join(BEST_MODES)}")
+        if self.best_metric is None:
+            return
+        names = dict.fromkeys((*self.held_out_metrics, *self.key_metrics))
+        known = [f"eval/{name}" for name in names]
+        if self.best_metric not in known:
+            problems.add(
+                "best_metric",
+                f"{self.best_metric!r} is not a held-out metric of stage kind "
+                f"{self.stage_name!r}; its held-out metrics are: {', '.join(known)}",
+            )
+        if self.eval_fraction == 0:
+            problems.add("best_metric", "needs held-out data, and eval_fraction is 0")
+
     def loop_settings(self) -> LoopSettings:
         """The loop's settings: the task's parameters of the same names."""
-        from xpm_train.training.loop import LoopSettings
+        from xpm_train.training.stage import LoopSettings
 
         names = [f.name for f in dataclasses.fields(LoopSettings)]
         values = {name: getattr(self, name) for name in names if name not in _COMPUTED_SETTINGS}
@@ -197,6 +235,29 @@ class TrainerTask(JobEnvironment, ResumableTask):
             model=model, tokenizer=tokenizer, path=Path(), step=self.total_steps(), metrics=None
         )
 
+    def best_output(self, final: Checkpoint, name: str = "") -> Checkpoint:
+        """The checkpoint of the best evaluation, given this task's final checkpoint
+        ``final`` (its output once submitted, marked as such; else the planned stand-in);
+        ``name``: the stage's name, for the error when it keeps no best checkpoint."""
+        if self.best_metric is None:
+            name = name or self.stage_name
+            raise ConfigError(
+                f"stage {name!r} keeps no best checkpoint: set {name}.best_metric (e.g. "
+                f"eval/loss) to take {name}.best, or take {name} (its final checkpoint)"
+            )
+        submitted = final.__xpm__.task is not None
+        best = Checkpoint.C(
+            model=final.model,
+            tokenizer=final.tokenizer,
+            path=self.best_checkpoint if submitted else Path(),
+            step=final.step,
+            metrics=final.metrics,
+            which="best",
+        )
+        if submitted:
+            self.__xpm__.mark_output(best)
+        return best
+
     def checkpoint_values(self) -> CheckpointValues:
         """The final checkpoint of this (finished) job, e.g. reloaded from its folder."""
         model, tokenizer = self.model_and_tokenizer()
@@ -217,7 +278,8 @@ class TrainerTask(JobEnvironment, ResumableTask):
         from xpm_train.validation import validate
 
         validate(self)
-        paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path)
+        best = Path(self.best_checkpoint) if self.best_metric is not None else None
+        paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path, best)
         with training_session(self.stage_name, self.metrics_path, self.logger) as session:
             result = train(
                 self.build_stage(),

@@ -55,6 +55,11 @@ class CheckpointStore:
         )
         return TrainState.from_dict(restored.state), dict(restored.meta)
 
+    def read_meta(self, step: int) -> dict[str, Any]:
+        """Only the JSON record of the checkpoint of ``step``."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
     def close(self) -> None:
         self._manager.close()
 

@@ -5,25 +5,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import jax
-from flax import nnx
 
 from xpm_train.data.loader import Batch, Prefetcher
-from xpm_train.objectives.base import Objective
-from xpm_train.optim.optimizers import Optimizer
-from xpm_train.optim.schedules import Schedule
 from xpm_train.training import runtime
+from xpm_train.training.best import BestCheckpoint
 from xpm_train.training.checkpoint import CheckpointStore
 from xpm_train.training.evaluation import mean_metrics
 from xpm_train.training.mesh import data_parallel_size, make_mesh, shard_batch
 from xpm_train.training.metrics import MetricsLog, read_metrics
 from xpm_train.training.result import TrainResult
+from xpm_train.training.stage import LoopSettings, RunPaths, Stage, StageData
 from xpm_train.training.state import (
-    ModelDef,
     Params,
     abstract_state,
     create_state,
@@ -34,60 +29,12 @@ from xpm_train.training.state import (
 from xpm_train.training.step import make_eval_step, make_train_step
 from xpm_train.training.time_limit import TimeLimit, TimeLimitReached
 
+#: Re-exported: what the loop takes is declared in :mod:`xpm_train.training.stage`.
+__all__ = ["LoopSettings", "NonFiniteLossError", "RunPaths", "Stage", "StageData", "train"]
+
 
 class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN or infinite."""
-
-
-class StageData(Protocol):
-    """A stage's data: training batches by step, held-out batches."""
-
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
-        """The function step -> batch shaped ``(accum_steps, batch_size // accum_steps, ...)``."""
-        ...
-
-    def eval_batches(self, batch_size: int) -> list[Batch]: ...
-
-    @property
-    def tokens_per_sample(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    total_steps: int
-    batch_size: int
-    """Sequences per optimizer step (the global batch)"""
-    micro_batch_size: int
-    """Sequences per device and forward/backward pass"""
-    seed: int
-    eval_interval: int
-    log_interval: int = 10
-    checkpoint_interval: int = 100
-    keep_checkpoints: int = 2
-    model_parallel: int = 1
-    prefetch: int = 2
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    checkpoints: Path
-    metrics: Path
-    result: Path
-
-
-@dataclass
-class Stage:
-    """What a stage brings to the loop."""
-
-    make_model: Callable[[], nnx.Module]
-    objective: Objective
-    optimizer: Optimizer
-    schedule: Schedule
-    data: StageData
-    initial_params: Callable[[ModelDef], Params] | None = None
-    """Parameters to start from (default: a fresh initialisation)"""
-    frozen: Callable[[ModelDef], Any] | None = None
-    """What the objective needs besides the trained parameters (e.g. a reference model)"""
 
 
 def accumulation_steps(settings: LoopSettings, data_parallel: int) -> int:
@@ -131,6 +78,9 @@ class _Trainer:
         self.tx = stage.optimizer.build(self.learning_rate)
         self.shardings = state_shardings(self.definition, self.tx, self.mesh)
         self.store = CheckpointStore(paths.checkpoints, settings.keep_checkpoints)
+        self.best = None
+        if settings.best_metric is not None and paths.best is not None:
+            self.best = BestCheckpoint(paths.best, settings.best_metric, settings.best_mode)
         self.train_step = jax.jit(
             make_train_step(self.definition, stage.objective, self.tx, self.learning_rate),
             in_shardings=(self.shardings, None, None),  # batches arrive placed
@@ -168,6 +118,8 @@ class _Trainer:
     ) -> dict[str, float]:
         metrics = self.evaluate(state.params, batches, frozen)
         log.write({"kind": "eval", "step": step, **metrics})
+        if self.best is not None:
+            self.best.consider(state, step, metrics)
         return metrics
 
     def check_finite(self, step: int, metrics: dict[str, Any]) -> dict[str, float]:
@@ -227,6 +179,8 @@ class _Trainer:
             last_eval = max(eval_steps, default=-1)
             eval_batch_size = settings.micro_batch_size * data_parallel_size(self.mesh)
             eval_data = stage.data.eval_batches(eval_batch_size)
+            if self.best is not None and not eval_data:
+                raise ValueError("best_metric needs held-out data: this stage has none")
             tokens_per_step = settings.batch_size * stage.data.tokens_per_sample
             prefetcher = Prefetcher(
                 stage.data.train_batches(self.accum),
@@ -289,12 +243,16 @@ class _Trainer:
             if eval_data and last_eval != total:
                 last.update(self.evaluate_and_log(state, eval_data, frozen, log, total))
         self.store.close()
+        if self.best is not None:
+            self.best.close()
+            print(self.best.describe(), flush=True)
         self.on_progress(1.0, f"done: {total} steps")
         result = TrainResult(
             step=total,
             checkpoint=str(self.store.directory / str(total)),
             metrics=last,
             wall_time_s=time.perf_counter() - began,
+            best=self.best.summary() if self.best is not None else None,
         )
         result.write(self.paths.result)
         return result
@@ -311,5 +269,9 @@ def train(
     """Train ``stage`` for ``settings.total_steps``, resuming from the latest checkpoint in
     ``paths.checkpoints`` if there is one. ``on_metrics`` gets each record written to
     ``paths.metrics`` (a logger such as wandb). With a ``time_limit``, the training stops
-    with a checkpoint before the job's time is up (:class:`TimeLimitReached`)."""
+    with a checkpoint before the job's time is up (:class:`TimeLimitReached`). With
+    ``settings.best_metric``, the checkpoint of the best evaluation is kept in ``paths.best``
+    (:mod:`xpm_train.training.best`)."""
+    if settings.best_metric is not None and paths.best is None:
+        raise ValueError("best_metric is set but paths.best (its folder) is not")
     return _Trainer(stage, settings, paths, on_progress, on_metrics, time_limit).run()

@@ -1,0 +1,73 @@
+"""What the training loop takes: a stage (model, objective, data), its settings and its paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from flax import nnx
+
+from xpm_train.data.loader import Batch
+from xpm_train.objectives.base import Objective
+from xpm_train.optim.optimizers import Optimizer
+from xpm_train.optim.schedules import Schedule
+from xpm_train.training.state import ModelDef, Params
+
+
+class StageData(Protocol):
+    """A stage's data: training batches by step, held-out batches."""
+
+    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+        """The function step -> batch shaped ``(accum_steps, batch_size // accum_steps, ...)``."""
+        ...
+
+    def eval_batches(self, batch_size: int) -> list[Batch]: ...
+
+    @property
+    def tokens_per_sample(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    total_steps: int
+    batch_size: int
+    """Sequences per optimizer step (the global batch)"""
+    micro_batch_size: int
+    """Sequences per device and forward/backward pass"""
+    seed: int
+    eval_interval: int
+    log_interval: int = 10
+    checkpoint_interval: int = 100
+    keep_checkpoints: int = 2
+    model_parallel: int = 1
+    prefetch: int = 2
+    best_metric: str | None = None
+    """A held-out metric as logged (``eval/loss``): keep the checkpoint where it is best"""
+    best_mode: str = "min"
+    """Whether the best value of ``best_metric`` is its ``min`` or its ``max``"""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    checkpoints: Path
+    metrics: Path
+    result: Path
+    best: Path | None = None
+    """The folder of the best checkpoint (with ``best_metric``); its record lies beside it"""
+
+
+@dataclass
+class Stage:
+    """What a stage brings to the loop."""
+
+    make_model: Callable[[], nnx.Module]
+    objective: Objective
+    optimizer: Optimizer
+    schedule: Schedule
+    data: StageData
+    initial_params: Callable[[ModelDef], Params] | None = None
+    """Parameters to start from (default: a fresh initialisation)"""
+    frozen: Callable[[ModelDef], Any] | None = None
+    """What the objective needs besides the trained parameters (e.g. a reference model)"""
