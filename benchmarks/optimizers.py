@@ -67,7 +67,7 @@ def optimizer_spec(name: str, lr: float) -> dict[str, Any]:
 def run(section: dict[str, Any], optimizer: dict[str, Any], lr: float, steps: int) -> dict:
     """Train with ``optimizer`` at peak ``lr``; the held-out loss and accuracy at the end."""
     schedule = {**section["schedule"], "lr": lr}
-    parts = {
+    parts: dict[str, Any] = {
         kind: build(kind, spec).instance()
         for kind, spec in (
             ("model", section["model"]),
