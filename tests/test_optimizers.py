@@ -1,3 +1,5 @@
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,6 +66,21 @@ def reference_muon(params, grads_by_step, lr, beta, weight_decay, nesterov=True)
     return w
 
 
+def applied(tx: optax.GradientTransformation, params: Any, gradients: list[Any]) -> Any:
+    """``params`` after one update of ``tx`` per gradient."""
+    state, current = tx.init(params), params
+    for grads in gradients:
+        updates, state = tx.update(grads, state, current)
+        current = optax.apply_updates(current, updates)
+    return current
+
+
+def assert_trees_close(actual: Any, expected: Any) -> None:
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), actual, expected
+    )
+
+
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_muon_matches_a_numpy_newton_schulz_reference(nesterov):
     rng = np.random.default_rng(0)
@@ -74,11 +91,7 @@ def test_muon_matches_a_numpy_newton_schulz_reference(nesterov):
     steps = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params)]
     steps.append(jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params))
     optimizer = Muon.C(weight_decay=0.1, momentum=0.9, nesterov=nesterov, clip_norm=0.0)
-    tx = optimizer.instance().build(lambda step: 0.02)
-    state, current = tx.init(params), params
-    for grads in steps:
-        updates, state = tx.update(grads, state, current)
-        current = optax.apply_updates(current, updates)
+    current = applied(optimizer.instance().build(lambda step: 0.02), params, steps)
     for name in ("wide", "tall"):
         expected = reference_muon(
             params[name]["kernel"], [g[name]["kernel"] for g in steps], 0.02, 0.9, 0.1, nesterov
@@ -86,15 +99,7 @@ def test_muon_matches_a_numpy_newton_schulz_reference(nesterov):
         np.testing.assert_allclose(current[name]["kernel"], expected, rtol=2e-4, atol=2e-5)
     # The same update as optax.contrib.muon for matrices (its own muon transformation).
     reference = optax_muon(0.02, beta=0.9, weight_decay=0.1, nesterov=nesterov)
-    reference_state, reference_params = reference.init(params), params
-    for grads in steps:
-        updates, reference_state = reference.update(grads, reference_state, reference_params)
-        reference_params = optax.apply_updates(reference_params, updates)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-        current,
-        reference_params,
-    )
+    assert_trees_close(current, applied(reference, params, steps))
 
 
 def test_muon_sends_vectors_and_embeddings_to_adamw_with_their_own_lr():
@@ -126,20 +131,9 @@ def test_muon_group_scales_lr_and_overrides_decay_of_muon_matrices():
     group = ParamGroup.C(pattern="mlp/up", lr_scale=3.0, weight_decay=0.5)
     optimizer = Muon.C(groups=[group], muon_lr_scale=2.0, weight_decay=0.1, clip_norm=0.0)
     schedule = Cosine.C(lr=0.01, lr_warmup_steps=1).instance().build(10)
-    tx = optimizer.instance().build(schedule)
-    state, current = tx.init(params), params
     reference = optax_muon(lambda step: schedule(step) * 3.0 * 2.0, weight_decay=0.5)
-    reference_state, reference_params = reference.init(params), params
-    for _ in range(3):
-        updates, state = tx.update(grads, state, current)
-        current = optax.apply_updates(current, updates)
-        updates, reference_state = reference.update(grads, reference_state, reference_params)
-        reference_params = optax.apply_updates(reference_params, updates)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-        current,
-        reference_params,
-    )
+    current = applied(optimizer.instance().build(schedule), params, [grads] * 3)
+    assert_trees_close(current, applied(reference, params, [grads] * 3))
 
 
 def test_muon_validation_names_bad_parameters():
