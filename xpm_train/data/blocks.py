@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +40,7 @@ class BlockData:
     def tokens_per_sample(self) -> int:
         return self.packed.seq_len
 
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+    def train_batches(self, accum_steps: int) -> StepBatches:
         def blocks(epoch: int) -> dict[str, np.ndarray]:
             return _with_mask(self.packed.train_blocks(epoch, self.seed))
 

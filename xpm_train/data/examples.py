@@ -3,7 +3,6 @@ training examples shuffled by step and the held-out ones in fixed-size batches."
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -78,7 +77,7 @@ class ExampleData:
     def tokens_per_sample(self) -> int:
         return self.sequences_per_example * self.seq_len
 
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+    def train_batches(self, accum_steps: int) -> StepBatches:
         return StepBatches(self.train, self.batch_size, accum_steps, self.seed)
 
     def eval_batches(self, batch_size: int) -> list[Batch]:

@@ -61,22 +61,24 @@ class StepBatches:
             self._cache[epoch] = (examples, order)
         return self._cache[epoch]
 
-    def indices(self, step: int) -> list[tuple[int, np.ndarray]]:
-        """(epoch, indices of its examples) of the samples of ``step``; sample ``i`` of the run
-        is the ``i % n``-th of epoch ``i // n``."""
+    def indices(self, step: int, rows: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
+        """(epoch, indices of its examples) of the samples of ``step`` (only those at ``rows``
+        of each micro-batch); sample ``i`` of the run is the ``i % n``-th of epoch ``i // n``."""
         samples = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        if rows is not None:
+            samples = samples.reshape(self.accum_steps, -1)[:, rows].reshape(-1)
+        epochs = samples // self.size
         return [
-            (
-                int(epoch),
-                self._epoch(int(epoch))[1][samples[samples // self.size == epoch] % self.size],
-            )
-            for epoch in np.unique(samples // self.size)
+            (int(epoch), self._epoch(int(epoch))[1][samples[epochs == epoch] % self.size])
+            for epoch in np.unique(epochs)
         ]
 
-    def __call__(self, step: int) -> Batch:
+    def __call__(self, step: int, rows: np.ndarray | None = None) -> Batch:
+        """The batch of ``step``, or (``rows``: positions within a micro-batch) only the
+        examples at those positions of each micro-batch: a process's own part of it."""
         parts = [
             {key: array[chosen] for key, array in self._epoch(epoch)[0].items()}
-            for epoch, chosen in self.indices(step)
+            for epoch, chosen in self.indices(step, rows)
         ]
         return {
             key: np.concatenate([part[key] for part in parts]).reshape(

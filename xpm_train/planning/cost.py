@@ -118,7 +118,7 @@ def tokens_per_step(task: TrainerTask) -> int:
 def shape_of(task: TrainerTask) -> dict[str, Any]:
     """What a job's speed depends on: the stage, the model, the micro-batch of sequences."""
     model, tokenizer = task.model_and_tokenizer()
-    return {
+    shape = {
         "stage": str(task.__xpm__.xpmtype.identifier),
         "model": model.__xpm__.identifier.all.hex(),
         "vocab_size": tokenizer.vocab_size,
@@ -126,6 +126,9 @@ def shape_of(task: TrainerTask) -> dict[str, Any]:
         "micro_batch_size": task.micro_batch_size,
         "model_parallel": task.model_parallel,
     }
+    if task.fsdp != 1:
+        shape["fsdp"] = task.fsdp
+    return shape
 
 
 def shape_id(shape: dict[str, Any]) -> str:

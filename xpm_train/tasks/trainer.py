@@ -95,6 +95,9 @@ class TrainerTask(JobEnvironment, ResumableTask):
     """Checkpoints kept (the latest ones; the final one is always among them)"""
     model_parallel: Meta[int] = field(default=1)
     """Devices per model replica (the mesh's model axis)"""
+    fsdp: Meta[int] = field(default=1)
+    """Devices over which parameters and optimizer state are split (the mesh's fsdp axis; -1:
+    every device model_parallel leaves); the data axis is what is left (docs/scaling.md)"""
     prefetch: Meta[int] = field(default=2)
     """Batches prepared ahead of the device by a background thread"""
     time_limit_margin: Meta[float] = field(default=DEFAULT_MARGIN_S)
@@ -269,6 +272,12 @@ class TrainerTask(JobEnvironment, ResumableTask):
         return dep(self.checkpoint_output())
 
     def execute(self) -> None:
+        from xpm_train.training import processes
+
+        processes.initialize()  # before any other JAX call: a job may span several processes
+        from xpm_train.training.preemption import StopRequest
+
+        stop_request = StopRequest().install()
         from xpm_train.training.runtime import configure_job
 
         print(configure_job(Path(self.checkpoints).parent).describe(), flush=True)
@@ -280,7 +289,9 @@ class TrainerTask(JobEnvironment, ResumableTask):
         validate(self)
         best = Path(self.best_checkpoint) if self.best_metric is not None else None
         paths = RunPaths(self.checkpoints, self.metrics_path, self.result_path, best)
-        with training_session(self.stage_name, self.metrics_path, self.logger) as session:
+        writer = processes.is_writer()
+        logger = self.logger if writer else None
+        with training_session(self.stage_name, self.metrics_path, logger) as session:
             result = train(
                 self.build_stage(),
                 self.loop_settings(),
@@ -288,5 +299,8 @@ class TrainerTask(JobEnvironment, ResumableTask):
                 on_progress=report_progress,
                 on_metrics=session.log,
                 time_limit=TimeLimit(self.remaining_time, self.time_limit_margin),
+                stop_request=stop_request,
             )
-            print(session.finish(result), flush=True)
+            if writer:
+                print(session.finish(result), flush=True)
+        stop_request.uninstall()

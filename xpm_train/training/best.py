@@ -22,12 +22,13 @@ from xpm_train.training.result import BEST_MODES, BestRecord, best_record_path
 
 
 class BestCheckpoint:
-    """Saves the state of the evaluations where ``metric`` improves, under ``directory``."""
+    """Saves the state of the evaluations where ``metric`` improves, under ``directory``
+    (every process of a job takes part in the save; only a ``writer`` writes the record)."""
 
-    def __init__(self, directory: Path, metric: str, mode: str) -> None:
+    def __init__(self, directory: Path, metric: str, mode: str, writer: bool = True) -> None:
         if mode not in BEST_MODES:
             raise ValueError(f"best_mode={mode!r} is not one of {', '.join(BEST_MODES)}")
-        self.metric, self.mode = metric, mode
+        self.metric, self.mode, self.writer = metric, mode, writer
         self.store = CheckpointStore(directory, keep=1)
         self.record_path = best_record_path(self.store.directory)
         self.record: BestRecord | None = None
@@ -35,7 +36,8 @@ class BestCheckpoint:
         if latest is not None:
             meta = self.store.read_meta(latest)
             self.record = self._record(latest, float(meta["value"]))
-            self.record.write(self.record_path)
+            if writer:
+                self.record.write(self.record_path)
 
     def _record(self, step: int, value: float) -> BestRecord:
         folder = str(self.store.directory / str(step))
@@ -65,7 +67,8 @@ class BestCheckpoint:
         meta = {"step": step, "metric": self.metric, "mode": self.mode, "value": value}
         self.store.save(state, meta)
         self.record = self._record(step, value)
-        self.record.write(self.record_path)
+        if self.writer:
+            self.record.write(self.record_path)
         return True
 
     def summary(self) -> dict[str, Any] | None:

@@ -10,17 +10,25 @@ from typing import Any
 import jax
 
 from xpm_train.data.loader import Batch, Prefetcher
-from xpm_train.training import runtime
+from xpm_train.training import processes, runtime
 from xpm_train.training.best import BestCheckpoint
 from xpm_train.training.checkpoint import CheckpointStore
 from xpm_train.training.evaluation import mean_metrics
-from xpm_train.training.mesh import data_parallel_size, make_mesh, shard_batch
-from xpm_train.training.metrics import MetricsLog, read_metrics
+from xpm_train.training.mesh import (
+    data_parallel_size,
+    local_rows,
+    make_mesh,
+    place_rows,
+    replicated,
+)
+from xpm_train.training.metrics import MetricsLog, NoMetricsLog, read_metrics
+from xpm_train.training.preemption import StopRequest
 from xpm_train.training.result import TrainResult
 from xpm_train.training.stage import LoopSettings, RunPaths, Stage, StageData
 from xpm_train.training.state import (
     Params,
     abstract_state,
+    bytes_per_device,
     create_state,
     init_params,
     model_def,
@@ -65,12 +73,14 @@ class _Trainer:
         on_progress: Callable[[float, str], None] | None,
         on_metrics: Callable[[dict[str, Any]], None] | None = None,
         time_limit: TimeLimit | None = None,
+        stop_request: StopRequest | None = None,
     ):
         self.stage, self.settings, self.paths = stage, settings, paths
-        self.time_limit = time_limit
-        self.on_progress = on_progress or (lambda fraction, desc: None)
+        self.time_limit, self.stop_request = time_limit, stop_request
+        self.writer = processes.is_writer()
+        self.on_progress = (on_progress if self.writer else None) or (lambda fraction, desc: None)
         self.on_metrics = on_metrics
-        self.mesh = make_mesh(settings.model_parallel)
+        self.mesh = make_mesh(settings.model_parallel, fsdp=settings.fsdp)
         self.accum = accumulation_steps(settings, data_parallel_size(self.mesh))
         self.definition = model_def(stage.make_model, self.mesh)
         stage.schedule.validate_steps(settings.total_steps)
@@ -78,16 +88,32 @@ class _Trainer:
         self.tx = stage.optimizer.build(self.learning_rate)
         self.shardings = state_shardings(self.definition, self.tx, self.mesh)
         self.store = CheckpointStore(paths.checkpoints, settings.keep_checkpoints)
+        self.saved_step: int | None = self.store.latest_step()
         self.best = None
         if settings.best_metric is not None and paths.best is not None:
-            self.best = BestCheckpoint(paths.best, settings.best_metric, settings.best_mode)
+            self.best = BestCheckpoint(
+                paths.best, settings.best_metric, settings.best_mode, self.writer
+            )
+        everywhere = replicated(self.mesh)
         self.train_step = jax.jit(
             make_train_step(self.definition, stage.objective, self.tx, self.learning_rate),
             in_shardings=(self.shardings, None, None),  # batches arrive placed
-            out_shardings=(self.shardings, None),
+            out_shardings=(self.shardings, everywhere),
             donate_argnums=(0,),
         )
-        self.eval_step = jax.jit(make_eval_step(self.definition, stage.objective))
+        self.eval_step = jax.jit(
+            make_eval_step(self.definition, stage.objective), out_shardings=everywhere
+        )
+        per_device, total = bytes_per_device(
+            abstract_state(self.definition, self.tx, self.shardings)
+        )
+        mesh = " x ".join(f"{name} {size}" for name, size in self.mesh.shape.items())
+        print(
+            f"mesh {mesh} over {jax.device_count()} device(s) in {jax.process_count()} "
+            f"process(es); parameters + optimizer state: {per_device / 2**20:.2f} MiB per "
+            f"device ({total / 2**20:.2f} MiB in all)",
+            flush=True,
+        )
         self.queue_ahead = runtime.queue_ahead()
 
     def initial_state(self) -> tuple[Any, int, dict[str, float]]:
@@ -145,26 +171,28 @@ class _Trainer:
         began = time.perf_counter()
         meta = {"step": step, "samples": step * self.settings.batch_size, "metrics": last}
         self.store.save(state, meta)
+        self.saved_step = step
         if self.time_limit is not None:
             self.time_limit.saved(time.perf_counter() - began)
 
-    def stop_before_time_limit(
-        self, state: Any, metrics: Any, step: int, last: dict[str, float]
-    ) -> None:
-        """Near the job's time limit: write a checkpoint of ``step`` (if not just written)
-        and raise :class:`TimeLimitReached`, for the job to be resubmitted and resume."""
-        assert self.time_limit is not None
-        left = self.time_limit.must_stop()
-        if left is None:
+    def stop_early(self, state: Any, metrics: Any, step: int, last: dict[str, float]) -> None:
+        """Near the job's time limit, or after SIGTERM (in any process): write a checkpoint
+        of ``step`` (if not just written) and raise, for the job to resume from it."""
+        limit = self.time_limit.must_stop() if self.time_limit is not None else None
+        signalled = self.stop_request is not None and self.stop_request.received is not None
+        reason = processes.any_process(2 if signalled else 1 if limit is not None else 0)
+        if not reason:
             return
-        if self.store.latest_step() != step:
+        if self.saved_step != step:
             self.check_finite(step, metrics)
             self.save(state, step, last)
         self.store.close()
-        stop = TimeLimitReached(
-            step, self.settings.total_steps, left, str(self.store.directory / str(step))
-        )
-        print(stop.message, flush=True)
+        total, checkpoint = self.settings.total_steps, str(self.store.directory / str(step))
+        if reason == 2 and self.stop_request is not None:
+            stop: BaseException = self.stop_request.stop(step, total, checkpoint)
+        else:
+            stop = TimeLimitReached(step, total, limit or 0.0, checkpoint)
+        print(stop, flush=True)
         raise stop
 
     def run(self) -> TrainResult:
@@ -174,19 +202,23 @@ class _Trainer:
         with jax.set_mesh(self.mesh):
             state, start, last = self.initial_state()
             frozen = stage.frozen(self.definition) if stage.frozen is not None else None
-            log = MetricsLog(self.paths.metrics, resume_step=start, listener=self.on_metrics)
             eval_steps = [r["step"] for r in read_metrics(self.paths.metrics, "eval")]
-            last_eval = max(eval_steps, default=-1)
+            last_eval = processes.from_first(max(eval_steps, default=-1))
+            log: MetricsLog | NoMetricsLog = NoMetricsLog()
+            if self.writer:
+                log = MetricsLog(self.paths.metrics, resume_step=start, listener=self.on_metrics)
             eval_batch_size = settings.micro_batch_size * data_parallel_size(self.mesh)
             eval_data = stage.data.eval_batches(eval_batch_size)
             if self.best is not None and not eval_data:
                 raise ValueError("best_metric needs held-out data: this stage has none")
             tokens_per_step = settings.batch_size * stage.data.tokens_per_sample
+            batches, micro = stage.data.train_batches(self.accum), settings.batch_size // self.accum
+            rows = local_rows(self.mesh, micro)  # this process's part of each micro-batch
             prefetcher = Prefetcher(
-                stage.data.train_batches(self.accum),
+                lambda step: batches(step, rows),
                 start,
                 total,
-                place=lambda batch: shard_batch(batch, self.mesh, batch_axis=1),
+                place=lambda batch: place_rows(batch, rows, self.mesh, 1, micro),
                 depth=settings.prefetch,
             )
             pending: tuple[int, Any] | None = None
@@ -236,8 +268,8 @@ class _Trainer:
                         self.check_finite(done, metrics)
                         self.save(state, done, last)
                         paused += time.perf_counter() - pause
-                    if self.time_limit is not None and done < total:
-                        self.stop_before_time_limit(state, metrics, done, last)
+                    if done < total:
+                        self.stop_early(state, metrics, done, last)
             finally:
                 prefetcher.close()
             if eval_data and last_eval != total:
@@ -254,7 +286,8 @@ class _Trainer:
             wall_time_s=time.perf_counter() - began,
             best=self.best.summary() if self.best is not None else None,
         )
-        result.write(self.paths.result)
+        if self.writer:
+            result.write(self.paths.result)
         return result
 
 
@@ -265,13 +298,17 @@ def train(
     on_progress: Callable[[float, str], None] | None = None,
     on_metrics: Callable[[dict[str, Any]], None] | None = None,
     time_limit: TimeLimit | None = None,
+    stop_request: StopRequest | None = None,
 ) -> TrainResult:
     """Train ``stage`` for ``settings.total_steps``, resuming from the latest checkpoint in
     ``paths.checkpoints`` if there is one. ``on_metrics`` gets each record written to
     ``paths.metrics`` (a logger such as wandb). With a ``time_limit``, the training stops
     with a checkpoint before the job's time is up (:class:`TimeLimitReached`). With
     ``settings.best_metric``, the checkpoint of the best evaluation is kept in ``paths.best``
-    (:mod:`xpm_train.training.best`)."""
+    (:mod:`xpm_train.training.best`). With a ``stop_request``, SIGTERM stops it with a
+    checkpoint (:mod:`xpm_train.training.preemption`). In a job of several processes
+    (:mod:`xpm_train.training.processes`) every process runs this; process 0 writes the files."""
     if settings.best_metric is not None and paths.best is None:
         raise ValueError("best_metric is set but paths.best (its folder) is not")
-    return _Trainer(stage, settings, paths, on_progress, on_metrics, time_limit).run()
+    trainer = _Trainer(stage, settings, paths, on_progress, on_metrics, time_limit, stop_request)
+    return trainer.run()

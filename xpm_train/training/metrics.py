@@ -36,6 +36,13 @@ class MetricsLog:
             self.listener(clean)
 
 
+class NoMetricsLog:
+    """What processes other than the first of a job log: nothing (process 0 writes)."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from flax import nnx
 
-from xpm_train.data.loader import Batch
+from xpm_train.data.loader import Batch, StepBatches
 from xpm_train.objectives.base import Objective
 from xpm_train.optim.optimizers import Optimizer
 from xpm_train.optim.schedules import Schedule
@@ -19,8 +19,9 @@ from xpm_train.training.state import ModelDef, Params
 class StageData(Protocol):
     """A stage's data: training batches by step, held-out batches."""
 
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
-        """The function step -> batch shaped ``(accum_steps, batch_size // accum_steps, ...)``."""
+    def train_batches(self, accum_steps: int) -> StepBatches:
+        """The function (step, rows) -> batch shaped ``(accum_steps, batch_size //
+        accum_steps, ...)``, or only the examples at ``rows`` of each micro-batch."""
         ...
 
     def eval_batches(self, batch_size: int) -> list[Batch]: ...
@@ -42,6 +43,10 @@ class LoopSettings:
     checkpoint_interval: int = 100
     keep_checkpoints: int = 2
     model_parallel: int = 1
+    """Devices per model replica (the mesh's model axis)"""
+    fsdp: int = 1
+    """Devices over which parameters and optimizer state are split (-1: all that
+    ``model_parallel`` leaves); the data axis is what is left"""
     prefetch: int = 2
     best_metric: str | None = None
     """A held-out metric as logged (``eval/loss``): keep the checkpoint where it is best"""

@@ -12,11 +12,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx, struct
 from jax.sharding import Mesh
 
-from xpm_train.training.mesh import replicated
+from xpm_train.training.mesh import replicated, with_fsdp
 
 Params = dict[str, Any]
 
@@ -58,8 +59,13 @@ def model_def(make_model: Any, mesh: Mesh) -> ModelDef:
     """Structure and shardings of ``make_model()`` without allocating its parameters."""
     abstract = nnx.eval_shape(make_model)
     graphdef, params = nnx.split(abstract, nnx.Param)
-    shardings = nnx.to_pure_dict(nnx.get_named_sharding(params, mesh))
-    return ModelDef(graphdef, nnx.to_pure_dict(params), shardings, mesh)
+    shapes = nnx.to_pure_dict(params)
+    shardings = jax.tree.map(
+        lambda sharding, shape: with_fsdp(sharding, shape.shape),
+        nnx.to_pure_dict(nnx.get_named_sharding(params, mesh)),
+        shapes,
+    )
+    return ModelDef(graphdef, shapes, shardings, mesh)
 
 
 def abstract_params(definition: ModelDef) -> Params:
@@ -134,3 +140,17 @@ def abstract_state(
         shapes,
         shardings,
     )
+
+
+def bytes_per_device(state: Any) -> tuple[int, int]:
+    """``(largest on one device, in all)`` bytes of the arrays of ``state`` (abstract, with
+    shardings): what a device holds of the parameters and optimizer state."""
+    per_device: dict[Any, int] = {}
+    total = 0
+    for leaf in jax.tree.leaves(state):
+        size = jnp.dtype(leaf.dtype).itemsize
+        total += int(np.prod(leaf.shape)) * size
+        shard = int(np.prod(leaf.sharding.shard_shape(leaf.shape))) * size
+        for device in leaf.sharding.device_set:
+            per_device[device] = per_device.get(device, 0) + shard
+    return max(per_device.values(), default=0), total
