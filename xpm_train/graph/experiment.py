@@ -13,10 +13,11 @@ from xpm_train.data.datasets import TextDataset
 from xpm_train.graph.dag import Materialise, StageGraph, StageInstance
 from xpm_train.graph.sections import convert_value, parameters
 from xpm_train.graph.sweeps import format_value
-from xpm_train.launchers.config import LauncherBlock, LauncherChoice
+from xpm_train.launchers.config import LauncherBlock, LauncherChoice, LauncherSection
 from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
 from xpm_train.tasks.report import Report
 from xpm_train.tasks.trainer import TrainerTask
+from xpm_train.training.mesh_shape import validate_layout
 from xpm_train.validation import Problems
 
 #: The parameters of an evaluation that the graph sets (every other one is in ``evaluation:``).
@@ -92,20 +93,47 @@ def stage_launcher(value: Any) -> LauncherChoice:
     return value
 
 
+def stage_devices(values: Mapping[str, Any]) -> dict[str, int]:
+    """The devices each stage's jobs get from a SLURM launcher (``{slurm: ...}`` blocks only:
+    elsewhere they are the machine's, known when the job runs)."""
+    section = validate_attrs(LauncherSection, dict(values.get("launcher") or {}))
+    devices = {}
+    for name, stage in (values.get("stages") or {}).items():
+        own = stage.get("launcher") if isinstance(stage, Mapping) else None
+        _, choice = section.choice(f"stages.{name}.launcher", stage_launcher(own))
+        if isinstance(choice, LauncherBlock):
+            devices[name] = choice.slurm.devices()
+    return devices
+
+
+def validate_layouts(instances: list[StageInstance], devices: Mapping[str, int]) -> list[Any]:
+    """The mesh and batch of each training job against the devices its launcher gives."""
+    found = []
+    for instance in instances:
+        task = instance.task
+        if instance.stage in devices and isinstance(task, TrainerTask):
+            layout = (task.model_parallel, task.fsdp, task.batch_size, task.micro_batch_size)
+            for key, message in validate_layout(devices[instance.stage], *layout):
+                found.append((f"stages.{instance.stage}.{key}", message))
+    return found
+
+
 def plan_experiment(
     stages: Mapping[str, Any],
     evaluation: Mapping[str, Any],
     title: str,
     materialise: Materialise,
     submit: Callable[[Any, str], Any] | None = None,
+    devices: Mapping[str, int] | None = None,
 ) -> tuple[PlannedExperiment | None, list[tuple[str, str]]]:
     """Build every job; ``submit(task, launcher key)`` submits evaluations and the report
-    (None: only build). Returns the experiment (None on problems) and the problems, keyed
-    by their YAML path."""
+    (None: only build); ``devices``: those a stage's launcher gives its jobs, when known.
+    Returns the experiment (None on problems) and the problems, keyed by their YAML path."""
     problems = Problems()
     graph = StageGraph(stages)
     instances = graph.instances(materialise, problems)
     found = [(f"stages.{key}", message) for key, message in problems.found]
+    found += validate_layouts(instances, devices or {})
     local = Problems()
     settings = evaluation_parameters(evaluation, local)
     found += [(f"evaluation.{key}", message) for key, message in local.found]
@@ -152,5 +180,6 @@ def validate_experiment(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         values.get("evaluation") or {},
         "",
         lambda task, _: task.planned_output(),
+        devices=stage_devices(values),
     )
     return problems

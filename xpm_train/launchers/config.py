@@ -51,7 +51,10 @@ class SlurmSection:
     time: int | str | None = None
     """Time limit: minutes (``90``) or SLURM's ``[D-]H:M:S`` forms (``"1:30:00"``)"""
     nodes: int | None = None
-    """Only 1: a job is one process on one node"""
+    """Nodes of a training job (with ntasks_per_node: one JAX process per task)"""
+    ntasks_per_node: int | None = None
+    """Processes per node of a training job (e.g. one per GPU); all processes form one JAX
+    job through jax.distributed (docs/scaling.md)"""
     cpus_per_task: int | None = None
     mem: int | str | None = None
     """Memory of the node: megabytes, or with a unit (``"16G"``)"""
@@ -83,22 +86,39 @@ class SlurmSection:
                 f"{where}.mem: {self.mem!r} is not a SLURM memory size (megabytes, or a "
                 "number with K, M, G or T)"
             )
-        if self.nodes is not None and self.nodes != 1:
-            errors.append(
-                f"{where}.nodes: {self.nodes} is not supported: an xpm-train job is one process "
-                "on one node (experimaestro would start it once per node); use nodes: 1"
-            )
-        for key in ("cpus_per_task", "gpus_per_node"):
+        for key in ("nodes", "ntasks_per_node", "cpus_per_task", "gpus_per_node"):
             value = getattr(self, key)
-            if value is not None and value < (1 if key == "cpus_per_task" else 0):
+            if value is not None and value < (0 if key == "gpus_per_node" else 1):
                 errors.append(f"{where}.{key}: {value} is not a valid count")
+        if (self.nodes or 1) > 1 and self.ntasks_per_node is None:
+            errors.append(
+                f"{where}.ntasks_per_node: needed with nodes: {self.nodes} (the processes of "
+                "the job on each node: 1, or one per GPU with gpus_per_node)"
+            )
+        gpus, tasks = self.gpus_per_node or 0, self.ntasks_per_node or 1
+        if gpus and gpus % tasks:
+            errors.append(
+                f"{where}.ntasks_per_node: {tasks} processes cannot share the {gpus} GPUs of a "
+                "node evenly; use one process per GPU or one per node"
+            )
         if self.interval is not None and self.interval <= 0:
             errors.append(f"{where}.interval: {self.interval} must be > 0 seconds")
         return errors
 
+    def processes(self) -> int:
+        """The processes of a job: one per task."""
+        return (self.nodes or 1) * (self.ntasks_per_node or 1)
+
+    def devices(self) -> int:
+        """The JAX devices of a job: its GPUs, else one CPU device per process."""
+        if self.gpus_per_node:
+            return (self.nodes or 1) * self.gpus_per_node
+        return self.processes()
+
     def options(self) -> dict[str, Any]:
         """The keyword arguments of experimaestro's ``SlurmOptions``."""
-        names = ("partition", "time", "nodes", "cpus_per_task", "mem", "gpus_per_node")
+        names = ("partition", "time", "nodes", "ntasks_per_node", "cpus_per_task", "mem")
+        names += ("gpus_per_node",)
         names += ("qos", "account", "constraint")
         options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         for name in ("time", "cpus_per_task", "mem"):  # SlurmOptions types them as strings

@@ -36,6 +36,7 @@ from xpm_train.launchers.config import (
     LauncherSection,
     SlurmSection,
 )
+from xpm_train.launchers.slurm_resume import ResubmittingSlurmLauncher
 
 #: The programs experimaestro's SlurmLauncher runs (from its ``binpath``).
 SLURM_PROGRAMS = ("sbatch", "srun", "sacct", "squeue", "scancel")
@@ -88,7 +89,7 @@ def slurm_launcher(section: SlurmSection) -> SlurmLauncher:
         extra["interval"] = section.interval
     if section.binpath is not None:
         extra["binpath"] = section.binpath
-    return SlurmLauncher(options=SlurmOptions(**section.options()), **extra)
+    return ResubmittingSlurmLauncher(options=SlurmOptions(**section.options()), **extra)
 
 
 def requirement_launcher(spec: str, where: str) -> Launcher:

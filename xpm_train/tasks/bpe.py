@@ -11,6 +11,7 @@ from xpm_train.data.datasets import TextDataset
 from xpm_train.data.hf_tokenizer import EOS_TOKEN, PAD_TOKEN, TrainedBPE
 from xpm_train.export.tokenizer import write_hf_files
 from xpm_train.registry import register
+from xpm_train.training.processes import other_process
 from xpm_train.validation import ConfigError, Problems, validate
 
 SPECIAL_TOKENS = (EOS_TOKEN, PAD_TOKEN)
@@ -76,6 +77,8 @@ class TrainBPE(Task):
 
     def execute(self) -> None:
         """Train on the dataset; write tokenizer.json and the tokenizer_config.json beside it."""
+        if other_process():  # started once per SLURM task: the work is done once
+            return
         validate(self)
         path = Path(self.tokenizer_path)
         documents = self.dataset.documents()

@@ -11,6 +11,7 @@ from xpm_train.data.datasets import TextDataset
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
+from xpm_train.training.processes import other_process
 from xpm_train.validation import Problems
 
 
@@ -55,6 +56,8 @@ class Evaluate(JobEnvironment, Task):
         problems.raise_any()
 
     def execute(self) -> None:
+        if other_process():  # started once per SLURM task: the work is done once
+            return
         from xpm_train.training.runtime import configure_job
 
         print(configure_job(Path(self.metrics_path).parent).describe(), flush=True)

@@ -9,6 +9,7 @@ from experimaestro import Meta, Param, PathGenerator, Task, field
 
 from xpm_train.registry import register
 from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.training.processes import other_process
 
 
 @register("stage", "export")
@@ -29,6 +30,8 @@ class Export(Task):
         return self
 
     def execute(self) -> None:
+        if other_process():  # started once per SLURM task: the work is done once
+            return
         from xpm_train.export.model import export_model
 
         folder = Path(self.folder)

@@ -10,6 +10,7 @@ from experimaestro import Meta, Param, PathGenerator, Task, field
 
 from xpm_train.tasks.evaluate import Evaluate
 from xpm_train.tasks.progress import report_progress
+from xpm_train.training.processes import other_process
 
 
 def _format(value: Any) -> str:
@@ -78,6 +79,8 @@ class Report(Task):
         return finals
 
     def execute(self) -> None:
+        if other_process():  # started once per SLURM task: the work is done once
+            return
         from xpm_train.reporting.plots import metric_bars, training_curves
         from xpm_train.reporting.sweeps import sweep_section
         from xpm_train.tracking.report import embed_job_curves

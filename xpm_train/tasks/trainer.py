@@ -24,8 +24,9 @@ from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
 from xpm_train.tracking.loggers import MetricsLogger
 from xpm_train.training.budget import epoch_steps
+from xpm_train.training.preemption import Preempted, StoppedBySignal
 from xpm_train.training.result import BEST_MODES
-from xpm_train.training.time_limit import DEFAULT_MARGIN_S
+from xpm_train.training.time_limit import DEFAULT_MARGIN_S, TimeLimitReached
 from xpm_train.validation import ConfigError, Problems
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class StageDataSource(Protocol):
 
 #: The loop settings that are not a task parameter of the same name.
 _COMPUTED_SETTINGS = ("total_steps",)
+#: How a training job stops before its end, with a checkpoint to resume from.
+EARLY_STOPS = (TimeLimitReached, Preempted, StoppedBySignal)
 
 
 class TrainerTask(JobEnvironment, ResumableTask):
@@ -179,6 +182,10 @@ class TrainerTask(JobEnvironment, ResumableTask):
                 "batch_size",
                 f"{self.batch_size} is not divisible by micro_batch_size={self.micro_batch_size}",
             )
+        if self.model_parallel < 1:
+            problems.add("model_parallel", f"{self.model_parallel} must be >= 1")
+        if self.fsdp < 1 and self.fsdp != -1:
+            problems.add("fsdp", f"{self.fsdp} must be >= 1, or -1 (every device left)")
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.add("eval_fraction", f"{self.eval_fraction} must be in [0, 1)")
         model, tokenizer = self.model_and_tokenizer()
@@ -292,15 +299,20 @@ class TrainerTask(JobEnvironment, ResumableTask):
         writer = processes.is_writer()
         logger = self.logger if writer else None
         with training_session(self.stage_name, self.metrics_path, logger) as session:
-            result = train(
-                self.build_stage(),
-                self.loop_settings(),
-                paths,
-                on_progress=report_progress,
-                on_metrics=session.log,
-                time_limit=TimeLimit(self.remaining_time, self.time_limit_margin),
-                stop_request=stop_request,
-            )
+            try:
+                result = train(
+                    self.build_stage(),
+                    self.loop_settings(),
+                    paths,
+                    on_progress=report_progress,
+                    on_metrics=session.log,
+                    time_limit=TimeLimit(self.remaining_time, self.time_limit_margin),
+                    stop_request=stop_request,
+                )
+            except EARLY_STOPS:
+                if writer:
+                    raise  # experimaestro records why the job stopped (and resubmits it)
+                return  # the other processes end cleanly, not as a failure of the job
             if writer:
                 print(session.finish(result), flush=True)
         stop_request.uninstall()

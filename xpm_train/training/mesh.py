@@ -21,27 +21,15 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from xpm_train.training.mesh_shape import mesh_shape
+
 DATA_AXIS = "data"
 FSDP_AXIS = "fsdp"
 MODEL_AXIS = "model"
 #: The axes a batch's examples are split over.
 BATCH_AXES = (DATA_AXIS, FSDP_AXIS)
 
-
-def mesh_shape(devices: int, model_parallel: int = 1, fsdp: int = 1) -> tuple[int, int, int]:
-    """``(data, fsdp, model)`` for ``devices`` devices; ``fsdp=-1``: every device that
-    ``model_parallel`` leaves (no plain data parallelism)."""
-    if model_parallel < 1 or devices % model_parallel:
-        raise ValueError(f"model_parallel={model_parallel} does not divide the {devices} device(s)")
-    left = devices // model_parallel
-    if fsdp == -1:
-        fsdp = left
-    if fsdp < 1 or left % fsdp:
-        raise ValueError(
-            f"fsdp={fsdp} does not divide the {left} device(s) left by "
-            f"model_parallel={model_parallel} (of {devices}); use a divisor or -1 (all of them)"
-        )
-    return left // fsdp, fsdp, model_parallel
+__all__ = ["mesh_shape"]  # re-exported: the arithmetic, without JAX, for planning
 
 
 def make_mesh(
