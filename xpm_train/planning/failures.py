@@ -144,6 +144,9 @@ def _describe_failure(job: Job, log_lines: int) -> str:
     if slurm is not None:
         lines.insert(1, f"  slurm:  {slurm}")
     tail = log_tail(job.stderr, log_lines)
+    first = first_failed_process(log_tail(job.stderr, 200, 256_000) or [])
+    if first is not None:
+        lines.insert(1, f"  first process to fail: {first}")
     if tail is None:
         lines.append("  (the log file does not exist: the job may not have started)")
     elif tail:
@@ -152,6 +155,22 @@ def _describe_failure(job: Job, log_lines: int) -> str:
     else:
         lines.append("  (the log file is empty)")
     return "\n".join(lines)
+
+
+#: srun's line when a process of a job ends badly: ``srun: error: vm: task 1: Killed``.
+_SRUN_TASK_ERROR = re.compile(
+    r"srun: error: (?P<node>\S+): tasks? (?P<tasks>[\d,\-]+): (?P<how>.+)"
+)
+
+
+def first_failed_process(lines: list[str]) -> str | None:
+    """``task 1 on node vm: Killed``: the first process of a job of several (one per SLURM
+    task) that srun reports as ended badly; None when there is no such line."""
+    for line in lines:
+        found = _SRUN_TASK_ERROR.search(line)
+        if found:
+            return f"task {found['tasks']} on node {found['node']}: {found['how']}"
+    return None
 
 
 def _describe_not_run(job: Job) -> str:

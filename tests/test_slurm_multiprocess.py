@@ -1,0 +1,135 @@
+"""One training job of two JAX processes through the real SLURM cluster (yaml/multiprocess.yaml):
+the losses of one process, resubmission after SIGTERM, and a prompt failure when a process dies.
+
+Skipped without a cluster, as the other SLURM tests (``tests/test_slurm.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xpm_train.launchers.slurm_jobs import sacct_jobs
+from xpm_train.training.metrics import read_metrics
+
+from .cli import job_folders
+from .conftest import PROJECT
+from .test_slurm import Run, same_parameters, start, without_speed
+from .test_slurm import cancel_leftovers as cancel_leftovers  # fixtures
+from .test_slurm import slurm_cluster as slurm_cluster
+
+pytestmark = pytest.mark.slurm
+
+MULTIPROCESS = PROJECT / "yaml" / "multiprocess.yaml"
+#: The same experiment in one local process.
+ONE_PROCESS = """
+imports: [{project}/yaml/multiprocess.yaml]
+dirty_git: ignore
+launcher: {{default: local}}
+stages: {{pretrain: {{launcher: local}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Iterator[Run]:
+    """The experiment in one local process, started while the first test runs its own."""
+    folder = tmp_path_factory.mktemp("one_process")
+    path = folder / "one.yaml"
+    path.write_text(ONE_PROCESS.format(project=PROJECT))
+    run = start(path, folder / "ws")
+    yield run
+    if run.process.poll() is None:
+        run.process.kill()
+
+
+def pretrain_folder(run: Run) -> Path:
+    if run.returncode is None:
+        assert run.wait().returncode == 0, run.output()
+    workdir = Path(run.process.args[run.process.args.index("--workdir") + 1])
+    (folder,) = job_folders(workdir)["pretrain"]
+    return folder
+
+
+def losses(folder: Path) -> list[float]:
+    return [record["loss"] for record in read_metrics(folder / "metrics.jsonl", "train")]
+
+
+def running_attempt(run: Run, workdir: Path, checkpoint: int) -> tuple[Path, str]:
+    """The pretrain job's folder and SLURM job id, once it wrote ``checkpoint``."""
+    deadline = time.monotonic() + 300
+    while not list(workdir.glob(f"jobs/*/*/checkpoints/{checkpoint}")):
+        assert run.process.poll() is None, run.output()
+        assert time.monotonic() < deadline, f"no checkpoint {checkpoint} after 300 s"
+        time.sleep(0.2)
+    (folder,) = job_folders(workdir)["pretrain"]
+    while not (attempts := sacct_jobs(folder, "pretrain")):  # slurmdbd may lag a few seconds
+        assert time.monotonic() < deadline, "the running job is not in sacct"
+        time.sleep(0.5)
+    return folder, attempts[-1].job_id
+
+
+def test_two_processes_match_one_and_resume_after_sigterm(
+    slurm_cluster, cancel_leftovers, one_process, tmp_path
+):
+    # Uninterrupted: one SLURM job, one srun step of 2 tasks, the losses of one process.
+    run = start(MULTIPROCESS, tmp_path / "two").wait()
+    assert run.returncode == 0, run.output()
+    two = pretrain_folder(run)
+    (attempt,) = sacct_jobs(two, "pretrain")
+    steps = subprocess.run(
+        ["sacct", "-n", "-P", "-j", attempt.job_id, "--format=JobID,NTasks,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"{attempt.job_id}.0|2|COMPLETED" in steps.splitlines(), steps
+    log = (two / "pretrain.out").read_text()
+    assert "[process 1/2 on " in log and "jax.distributed: process 1 of 2" in log
+    assert "mesh data 1 x fsdp 2 x model 1 over 2 device(s) in 2 process(es)" in log
+    one = pretrain_folder(one_process)
+    assert one.name == two.name  # the same job: where it runs is not part of its identity
+    # The same batches: equal losses while training is smooth (80 steps, within 1e-7 here);
+    # later, float32 sums taken in another order (two devices) drift apart at the loss drop.
+    assert losses(two)[:8] == pytest.approx(losses(one)[:8], rel=1e-5)
+    assert losses(two)[-1] == pytest.approx(losses(one)[-1], rel=2e-2)
+
+    # SIGTERM mid-run (as before a preemption): a checkpoint, a resubmitted job that resumes
+    # and ends with the parameters and metrics of the uninterrupted run.
+    signalled = start(MULTIPROCESS, tmp_path / "signalled")
+    folder, job_id = running_attempt(signalled, tmp_path / "signalled", 50)
+    subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
+    assert signalled.wait().returncode == 0, signalled.output()
+    attempts = sacct_jobs(folder, "pretrain")
+    assert [a.state for a in attempts] == ["FAILED", "COMPLETED"], attempts
+    (earlier,) = set(folder.glob("pretrain.*.out")) - {folder / "pretrain.out"}
+    assert "SIGTERM: stopped at step " in earlier.read_text()
+    assert "resuming from checkpoint " in (folder / "pretrain.out").read_text()
+    same_parameters(folder, two)
+    assert without_speed(read_metrics(folder / "metrics.jsonl")) == without_speed(
+        read_metrics(two / "metrics.jsonl")
+    )
+
+
+def test_a_process_that_dies_fails_the_job_at_once(slurm_cluster, cancel_leftovers, tmp_path):
+    run = start(MULTIPROCESS, tmp_path / "ws")
+    folder, job_id = running_attempt(run, tmp_path / "ws", 50)
+    killed = False
+    for pid in subprocess.run(
+        ["pgrep", "-f", "pretrain.py"], capture_output=True, text=True
+    ).stdout.split():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if b"SLURM_PROCID=1" in environ and f"SLURM_JOB_ID={job_id}".encode() in environ:
+            os.kill(int(pid), signal.SIGKILL)
+            killed = True
+    assert killed, "process 1 of the job was not found"
+    began = time.monotonic()
+    assert run.wait(timeout=120).returncode == 1, run.output()
+    assert time.monotonic() - began < 60  # not after a heartbeat timeout or the time limit
+    assert "first process to fail: task 1 on node " in run.stderr, run.output()
+    assert f"  log:    {folder / 'pretrain.err'}" in run.stderr
