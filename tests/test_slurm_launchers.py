@@ -87,7 +87,7 @@ def test_unsupported_slurm_values_are_all_reported():
     for expected in (
         "launcher.max_retries: -1 must be >= 0",
         "launcher.default.slurm.time: 'abc' is not a SLURM time limit",
-        "launcher.default.slurm.nodes: 2 is not supported: an xpm-train job is one process",
+        "launcher.default.slurm.ntasks_per_node: needed with nodes: 2 (the processes of",
         "stages.pretrain.launcher.slurm.mem: '12X' is not a SLURM memory size",
         "stages.pretrain.launcher.slurm.cpus_per_task: 0 is not a valid count",
         "stages.pretrain.launcher.slurm.interval: 0 must be > 0 seconds",
@@ -206,3 +206,87 @@ def test_dry_run_of_the_slurm_experiment_needs_no_cluster(tmp_path):
     assert "  report: slurm (--nodes=1 --time=5 --partition=cpu --cpus-per-task=1;" in (
         result.stdout
     )
+
+
+def test_process_counts_are_checked():
+    section = LauncherSection(default=slurm(ntasks_per_node=3, gpus_per_node=4))
+    with pytest.raises(LauncherError) as error:
+        stage_launchers(section, {"pretrain": slurm(nodes=0)}, ask_cluster=False)
+    assert "stages.pretrain.launcher.slurm.nodes: 0 is not a valid count" in str(error.value)
+    assert "launcher.default.slurm.ntasks_per_node: 3 processes cannot share the 4 GPUs" in (
+        str(error.value)
+    )
+    assert SlurmSection(nodes=2, ntasks_per_node=4).devices() == 8
+    assert SlurmSection(nodes=2, ntasks_per_node=1, gpus_per_node=4).devices() == 8
+
+
+def test_slurm_jobs_get_the_resubmitting_launcher(tmp_path):
+    """Preempted or failed-node jobs read as timed out (resubmitted); srun ends every process
+    of a job when one fails."""
+    from experimaestro.launchers.slurm.base import SlurmJobState
+    from experimaestro.scheduler.jobs import JobFailureStatus
+
+    from xpm_train.launchers.slurm_resume import ResubmittingSlurmProcess
+
+    launcher = stage_launchers(LauncherSection(default=slurm()), {"pretrain": None}, False)
+    chosen = launcher.launchers["pretrain"]
+    assert type(chosen).__name__ == "ResubmittingSlurmLauncher"
+    assert type(chosen.config(partition="gpu")) is type(chosen)
+    process = ResubmittingSlurmProcess(chosen, "42")
+    for state, resubmitted in [
+        ("PREEMPTED", True),
+        ("NODE_FAIL", True),
+        ("TIMEOUT", True),
+        ("CANCELLED+", False),
+        ("FAILED", False),
+    ]:
+        process._last_state = SlurmJobState(state, "", "")
+        job_state = process.get_job_state(1)
+        assert job_state.is_error()
+        assert (job_state.failure_reason == JobFailureStatus.TIMEOUT) is resubmitted, state
+
+
+def test_mesh_and_batch_are_checked_against_the_launchers_processes(tmp_path):
+    """yaml/multiprocess.yaml gives its pretrain job 2 processes (one CPU device each)."""
+    common = ("--run-mode", "dry_run")
+    result = run_experiment(
+        tmp_path / "ws",
+        tmp_path / "home",
+        *common,
+        "-c",
+        "stages.pretrain.model_parallel=3",
+        yaml="multiprocess.yaml",
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "stages.pretrain.model_parallel: model_parallel=3 does not divide the 2 device(s)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr and not (tmp_path / "ws" / "jobs").exists()
+    result = run_experiment(
+        tmp_path / "ws",
+        tmp_path / "home",
+        *common,
+        "-c",
+        "stages.pretrain.batch_size=6",
+        yaml="multiprocess.yaml",
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert (
+        "stages.pretrain.batch_size: 6 is not divisible by micro_batch_size=2 x 2 data-parallel "
+        "device(s) of the 2 the launcher gives"
+    ) in result.stderr
+
+
+def test_the_job_script_runs_every_process_and_ends_them_together(tmp_path):
+    result = run_experiment(
+        tmp_path / "ws",
+        tmp_path / "home",
+        "--run-mode",
+        "generate_only",
+        yaml="multiprocess.yaml",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (script,) = (tmp_path / "ws" / "jobs").glob("*pretrain*/*/pretrain.sh")
+    text = script.read_text()
+    assert "#SBATCH --ntasks-per-node=2\n" in text
+    assert "\nsrun --kill-on-bad-exit=1 ./pretrain.py\n" in text

@@ -11,6 +11,7 @@ preemption.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from experimaestro.launchers.slurm import SlurmLauncher
@@ -35,9 +36,8 @@ class ResubmittingSlurmProcess(BatchSlurmProcess):
 
         state = self._last_state.slurm_state if self._last_state is not None else ""
         if code != 0 and state.rstrip("+") in RESUBMITTED_STATES:
-            print(
-                f"SLURM job {self.jobid} ended {state}: it is resubmitted and resumes", flush=True
-            )
+            message = "SLURM job %s ended %s: it is resubmitted and resumes from its checkpoint"
+            logging.getLogger("xpm_train").warning(message, self.jobid, state)
             return JobStateError(JobFailureStatus.TIMEOUT)
         return super().get_job_state(code)
 
