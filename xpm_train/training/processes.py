@@ -35,6 +35,22 @@ def slurm_processes() -> int:
     return 1
 
 
+def local_gpus() -> list[int] | None:
+    """The GPUs of this process on its node: the node's GPUs (``SLURM_GPUS_ON_NODE``) shared
+    evenly by its tasks in the order of their local rank (one task per GPU: its own; one task
+    per node: all of them). None without GPUs (JAX's own default then: one per process)."""
+    gpus = os.environ.get("SLURM_GPUS_ON_NODE", "")
+    tasks = os.environ.get("SLURM_STEP_TASKS_PER_NODE", os.environ.get("SLURM_TASKS_PER_NODE", ""))
+    tasks = tasks.split("(")[0].split(",")[0]
+    local = os.environ.get("SLURM_LOCALID", "")
+    if not (gpus.isdigit() and tasks.isdigit() and local.isdigit()) or int(gpus) == 0:
+        return None
+    each = int(gpus) // int(tasks)
+    if each == 0:
+        return None
+    return list(range(int(local) * each, (int(local) + 1) * each))
+
+
 def slurm_rank() -> int:
     value = os.environ.get("SLURM_PROCID", "")
     return int(value) if value.isdigit() else 0
@@ -93,6 +109,7 @@ def initialize() -> int:
         if not os.environ.get("CUDA_VISIBLE_DEVICES") and not _has_accelerator_plugin():
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
+            local_device_ids=local_gpus(),
             initialization_timeout=INITIALIZATION_TIMEOUT_S,
             heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
         )
