@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -33,7 +32,7 @@ class RandomTokens:
     def tokens_per_sample(self) -> int:
         return self.blocks.shape[1] - 1
 
-    def train_batches(self, accum_steps: int) -> Callable[[int], Batch]:
+    def train_batches(self, accum_steps: int) -> StepBatches:
         mask = np.ones((len(self.blocks), self.tokens_per_sample), np.float32)
         return StepBatches({"tokens": self.blocks, "mask": mask}, self.batch_size, accum_steps, 0)
 

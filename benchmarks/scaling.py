@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve()
 
@@ -52,7 +53,7 @@ def worker(args: argparse.Namespace) -> None:
         "optimizer": {"name": "adamw"},
         "schedule": {"name": "cosine", "lr": 3e-3, "lr_warmup_steps": 10},
     }
-    parts = {kind: build(kind, spec).instance() for kind, spec in specs.items()}
+    parts: dict[str, Any] = {kind: build(kind, spec).instance() for kind, spec in specs.items()}
     data = BlockData.from_dataset(
         parts["dataset"], parts["tokenizer"], args.seq_len, args.batch_size, 0.05, 1, seed=0
     )
@@ -114,7 +115,7 @@ def model_options(args: argparse.Namespace) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=64)

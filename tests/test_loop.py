@@ -99,8 +99,8 @@ def test_nan_loss_fails_naming_the_step_and_keeps_checkpoints(tmp_path, monkeypa
         def train_batches(self, accum_steps):
             batches = make_batches(accum_steps)
 
-            def poisoned(step):
-                batch = batches(step)
+            def poisoned(step, rows=None):
+                batch = batches(step, rows)
                 if step >= 12:
                     batch["mask"] = batch["mask"] * np.nan
                 return batch

@@ -24,7 +24,14 @@ from xpm_train.training.mesh import (
 from xpm_train.training.metrics import MetricsLog, NoMetricsLog, read_metrics
 from xpm_train.training.preemption import StopRequest
 from xpm_train.training.result import TrainResult
-from xpm_train.training.stage import LoopSettings, RunPaths, Stage, StageData
+from xpm_train.training.stage import (
+    LoopSettings,
+    RunPaths,
+    Stage,
+    StageData,
+    accumulation_steps,
+    format_duration,
+)
 from xpm_train.training.state import (
     Params,
     abstract_state,
@@ -43,25 +50,6 @@ __all__ = ["LoopSettings", "NonFiniteLossError", "RunPaths", "Stage", "StageData
 
 class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN or infinite."""
-
-
-def accumulation_steps(settings: LoopSettings, data_parallel: int) -> int:
-    per_step = settings.micro_batch_size * data_parallel
-    if settings.batch_size % per_step:
-        raise ValueError(
-            f"batch_size={settings.batch_size} is not divisible by micro_batch_size="
-            f"{settings.micro_batch_size} x {data_parallel} data-parallel device(s)"
-        )
-    return settings.batch_size // per_step
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-        if seconds >= 3600
-        else (f"{seconds // 60}m{seconds % 60:02d}s")
-    )
 
 
 class _Trainer:
@@ -253,7 +241,7 @@ class _Trainer:
                         desc = f"step {done}/{total} loss {last['loss']:.4f}"
                         print(
                             f"{desc} lr {last['lr']:.2e} grad_norm {last['grad_norm']:.3f} "
-                            f"tok/s {last['tokens_per_s']:.0f} eta {_format_duration(eta)}",
+                            f"tok/s {last['tokens_per_s']:.0f} eta {format_duration(eta)}",
                             flush=True,
                         )
                         self.on_progress(done / total, desc)

@@ -76,3 +76,25 @@ class Stage:
     """Parameters to start from (default: a fresh initialisation)"""
     frozen: Callable[[ModelDef], Any] | None = None
     """What the objective needs besides the trained parameters (e.g. a reference model)"""
+
+
+def accumulation_steps(settings: LoopSettings, data_parallel: int) -> int:
+    """Forward/backward passes per step: the batch over the micro-batches of every
+    data-parallel device."""
+    per_step = settings.micro_batch_size * data_parallel
+    if settings.batch_size % per_step:
+        raise ValueError(
+            f"batch_size={settings.batch_size} is not divisible by micro_batch_size="
+            f"{settings.micro_batch_size} x {data_parallel} data-parallel device(s)"
+        )
+    return settings.batch_size // per_step
+
+
+def format_duration(seconds: float) -> str:
+    """``1h05m`` or ``3m07s``."""
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else (f"{seconds // 60}m{seconds % 60:02d}s")
+    )
