@@ -165,7 +165,10 @@ _SRUN_TASK_ERROR = re.compile(
 
 def first_failed_process(lines: list[str]) -> str | None:
     """``task 1 on node vm: Killed``: the first process of a job of several (one per SLURM
-    task) that srun reports as ended badly; None when there is no such line."""
+    task, their lines prefixed ``[process i/n on node]``) that srun reports as ended badly;
+    None for a job of one process or when there is no such line."""
+    if not any(line.startswith("[process ") for line in lines):
+        return None
     for line in lines:
         found = _SRUN_TASK_ERROR.search(line)
         if found:
