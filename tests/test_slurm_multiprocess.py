@@ -1,5 +1,7 @@
 """One training job of two JAX processes through the real SLURM cluster (yaml/multiprocess.yaml):
-the losses of one process, resubmission after SIGTERM, and a prompt failure when a process dies.
+the losses of one process, resubmission after SIGTERM, two nodes of one task (the ``multi``
+partition of the local cluster: this machine twice, two slurmd), and a prompt failure when a
+process dies.
 
 Skipped without a cluster, as the other SLURM tests (``tests/test_slurm.py``).
 """
@@ -34,6 +36,26 @@ dirty_git: ignore
 launcher: {{default: local}}
 stages: {{pretrain: {{launcher: local}}}}
 """
+
+
+#: yaml/multiprocess.yaml with its pretrain job on 2 nodes x 1 task instead of 1 node x 2 tasks
+#: (the default launcher's time, cpus_per_task and interval are merged under it).
+TWO_NODES = """
+imports: [{project}/yaml/multiprocess.yaml]
+dirty_git: ignore
+stages:
+  pretrain:
+    launcher: {{slurm: {{partition: multi, nodes: 2, ntasks_per_node: 1}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_processes(slurm_cluster, tmp_path_factory) -> Iterator[Run]:
+    """yaml/multiprocess.yaml as it is (1 node x 2 tasks), uninterrupted."""
+    run = start(MULTIPROCESS, tmp_path_factory.mktemp("two_processes") / "ws")
+    yield run
+    if run.process.poll() is None:
+        run.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +97,10 @@ def running_attempt(run: Run, workdir: Path, checkpoint: int) -> tuple[Path, str
 
 
 def test_two_processes_match_one_and_resume_after_sigterm(
-    slurm_cluster, cancel_leftovers, one_process, tmp_path
+    slurm_cluster, cancel_leftovers, one_process, two_processes, tmp_path
 ):
     # Uninterrupted: one SLURM job, one srun step of 2 tasks, the losses of one process.
-    run = start(MULTIPROCESS, tmp_path / "two").wait()
-    assert run.returncode == 0, run.output()
-    two = pretrain_folder(run)
+    two = pretrain_folder(two_processes)
     (attempt,) = sacct_jobs(two, "pretrain")
     steps = subprocess.run(
         ["sacct", "-n", "-P", "-j", attempt.job_id, "--format=JobID,NTasks,State"],
@@ -114,6 +134,48 @@ def test_two_processes_match_one_and_resume_after_sigterm(
     assert without_speed(read_metrics(folder / "metrics.jsonl")) == without_speed(
         read_metrics(two / "metrics.jsonl")
     )
+
+
+@pytest.fixture(scope="module")
+def multi_partition(slurm_cluster) -> None:
+    """The cluster's `multi` partition, or a skip if it has none of two nodes or more."""
+    nodes = subprocess.run(
+        ["sinfo", "-h", "-p", "multi", "-o", "%D"], capture_output=True, text=True
+    ).stdout.split()
+    if sum(int(count) for count in nodes if count.isdigit()) < 2:
+        pytest.skip(
+            "the SLURM cluster has no `multi` partition of 2 nodes: run scripts/slurm/start.sh "
+            "DIR again (an older one started only 1 node; SECOND_NODE= starts no second one)"
+        )
+
+
+def test_two_nodes_of_one_task_match_one_node_of_two_tasks(
+    slurm_cluster, multi_partition, cancel_leftovers, two_processes, tmp_path
+):
+    path = tmp_path / "two-nodes.yaml"
+    path.write_text(TWO_NODES.format(project=PROJECT))
+    two_nodes = start(path, tmp_path / "two-nodes")
+    assert two_nodes.wait().returncode == 0, two_nodes.output()
+    assert "  pretrain: slurm (--nodes=2 --time=20 --partition=multi " in two_nodes.stdout
+
+    folder = pretrain_folder(two_nodes)
+    (attempt,) = sacct_jobs(folder, "pretrain")
+    assert attempt.state == "COMPLETED" and attempt.partition == "multi", attempt
+    steps = subprocess.run(
+        ["sacct", "-n", "-P", "-j", attempt.job_id, "--format=JobID,NTasks,NNodes,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"{attempt.job_id}.0|2|2|COMPLETED" in steps.splitlines(), steps
+    log = (folder / "pretrain.out").read_text()
+    assert "[process 0/2 on " in log and "[process 1/2 on " in log, log[-2000:]
+    assert "mesh data 1 x fsdp 2 x model 1 over 2 device(s) in 2 process(es)" in log
+
+    reference = pretrain_folder(two_processes)
+    assert reference.name == folder.name  # where a job runs is not part of its identity
+    # The same mesh and batches on the same devices: the same losses.
+    assert losses(folder)[:8] == pytest.approx(losses(reference)[:8], rel=1e-5)
 
 
 def test_a_process_that_dies_fails_the_job_at_once(slurm_cluster, cancel_leftovers, tmp_path):
