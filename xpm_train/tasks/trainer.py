@@ -22,6 +22,7 @@ from xpm_train.optim.schedules import Cosine, Schedule
 from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
+from xpm_train.tasks.versioned import Versioned
 from xpm_train.tracking.loggers import MetricsLogger
 from xpm_train.training.budget import epoch_steps
 from xpm_train.training.preemption import Preempted, StoppedBySignal
@@ -55,7 +56,7 @@ _COMPUTED_SETTINGS = ("total_steps",)
 EARLY_STOPS = (TimeLimitReached, Preempted, StoppedBySignal)
 
 
-class TrainerTask(JobEnvironment, ResumableTask):
+class TrainerTask(Versioned, JobEnvironment, ResumableTask):
     """Base of the training stages. Resumable: a job killed or timed out restarts from its
     latest checkpoint and ends with the parameters of an uninterrupted run."""
 
@@ -279,6 +280,7 @@ class TrainerTask(JobEnvironment, ResumableTask):
         return dep(self.checkpoint_output())
 
     def execute(self) -> None:
+        self.record_code()
         from xpm_train.training import processes
 
         processes.initialize()  # before any other JAX call: a job may span several processes
