@@ -61,3 +61,40 @@ def test_only_version_and_sources_count_as_other_code():
     other_commit = {**now, "experiment_git": {"commit": "f" * 40, "dirty": True}}
     assert differences(other_commit, now) == []
     assert differences({**now, "sources": "x"}, now) == [f"sources x -> {now['sources']}"]
+
+
+DATA_YAML = f"""
+imports: [{PROJECT}/yaml/tiny.yaml]
+dirty_git: ignore
+stages:
+  pretrain: {{dataset: {{name: text_files, path: data/notes.txt, unit: line}}, steps: 10}}
+  kl: null
+  dpo: null
+"""
+
+
+def test_relative_data_paths_and_edited_data(tmp_path):
+    """A relative path is relative to where the experiment runs (checked at planning, read by
+    the job from its own folder); editing the file gives new jobs."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    notes = project / "data" / "notes.txt"
+    notes.write_text("".join(f"{i}+{i}={2 * i}\n" for i in range(200)))
+    yaml = project / "data.yaml"
+    yaml.write_text(DATA_YAML)
+    run = run_cli(yaml, tmp_path / "ws", tmp_path / "home", cwd=project)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (folder,) = job_folders(tmp_path / "ws")["pretrain"]
+    assert str(notes) in (folder / "params.json").read_text()  # absolute in the job
+
+    again = run_cli(yaml, tmp_path / "ws", tmp_path / "home", cwd=project)
+    assert "Jobs: 3 (0 new, 3 cached)" in again.stdout, again.stdout[-2000:]
+    notes.write_text(notes.read_text() + "7+7=14\n")
+    edited = run_cli(yaml, tmp_path / "ws", tmp_path / "home", cwd=project)
+    assert edited.returncode == 0, edited.stderr[-3000:]
+    assert "Jobs: 3 (3 new, 0 cached)" in edited.stdout
+    assert len(job_folders(tmp_path / "ws")["pretrain"]) == 2
+
+    elsewhere = run_cli(yaml, tmp_path / "ws", tmp_path / "home", cwd=tmp_path)
+    assert elsewhere.returncode == 2
+    assert "data/notes.txt' matches no file" in elsewhere.stderr

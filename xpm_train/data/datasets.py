@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from experimaestro import Config, Param, field
 
+from xpm_train.data.files import LocalFiles
 from xpm_train.registry import register
 from xpm_train.validation import validate
 
@@ -147,11 +148,12 @@ def _split_text(text: str, unit: str) -> list[str]:
 
 
 @register("dataset", "text_files")
-class TextFiles(TextDataset):
+class TextFiles(LocalFiles, TextDataset):
     """Local text files: one file, a glob pattern, or a directory (all files below it)."""
 
     path: Param[str]
-    """A file, a glob pattern (``data/*.txt``) or a directory"""
+    """A file, a glob pattern (``data/*.txt``) or a directory (relative: to the directory
+    where the experiment is run)"""
     unit: Param[str] = field(default="paragraph")
     """What makes one document: ``file``, ``paragraph`` (blank-line separated) or ``line``"""
 
@@ -179,6 +181,9 @@ class TextFiles(TextDataset):
                 "a directory or a glob pattern such as 'data/*.txt'"
             )
         return files
+
+    def data_files(self) -> list[Path]:
+        return self.files()
 
     def documents(self) -> list[str]:
         docs = [
@@ -232,10 +237,9 @@ def read_jsonl(path: Path, fields: tuple[str, ...], kind: str) -> list[tuple[str
 
 
 @register("dataset", "jsonl")
-class JsonlText(TextDataset):
+class JsonlText(LocalFiles, TextDataset):
     """A JSON-lines file whose records hold the text in one field."""
 
-    path: Param[str]
     text_field: Param[str] = field(default="text")
 
     def __validate__(self) -> None:
