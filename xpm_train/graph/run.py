@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,11 +27,21 @@ from xpm_train.provenance import (
     sources_fingerprint,
 )
 
+#: An experiment id: one folder name under ``<workdir>/experiments/`` (no ``/``, no ``..``).
+EXPERIMENT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
 
 def validate_values(values: Mapping[str, Any], sources: Sources) -> list[str]:
     """The graph's problems, each with the file or override that set its key (the strict
     hook's second pass, once keys and types are right)."""
     errors = []
+    identifier = values.get("id")
+    if isinstance(identifier, str) and not EXPERIMENT_ID.fullmatch(identifier):
+        errors.append(
+            f"id: {identifier!r} cannot name the experiment's folder: use letters, digits, "
+            f"'-', '_' and '.' (not starting with '.'), e.g. 'my-run-2' (from "
+            f"{sources.origin('id')})"
+        )
     code_changes = values.get("code_changes", "reuse")
     if code_changes not in CODE_CHANGES:
         errors.append(

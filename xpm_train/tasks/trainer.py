@@ -183,6 +183,10 @@ class TrainerTask(Versioned, JobEnvironment, ResumableTask):
                 "batch_size",
                 f"{self.batch_size} is not divisible by micro_batch_size={self.micro_batch_size}",
             )
+        if self.seed < 0:
+            problems.add("seed", f"{self.seed} must be >= 0")
+        if self.keep_checkpoints < 1:
+            problems.add("keep_checkpoints", f"{self.keep_checkpoints} must be >= 1")
         if self.model_parallel < 1:
             problems.add("model_parallel", f"{self.model_parallel} must be >= 1")
         if self.fsdp < 1 and self.fsdp != -1:
@@ -194,6 +198,7 @@ class TrainerTask(Versioned, JobEnvironment, ResumableTask):
         max_len = model.max_seq_len
         if self.seq_len > max_len:
             problems.add("seq_len", f"{self.seq_len} exceeds the model's max_seq_len={max_len}")
+        problems.validate("schedule", self.schedule)
         if total >= 1:
             problems.call("schedule", lambda: self.schedule.validate_steps(total))
         problems.call("optimizer", lambda: self.optimizer.validate_model(model, tokenizer))
