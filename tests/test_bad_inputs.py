@@ -51,6 +51,11 @@ CASES = {
         "stages.pretrain.model_parallel=0",
         "stages.pretrain.model_parallel: 0 must be >= 1",
     ),
+    "model_parallel devices": (
+        "-c",
+        "stages.pretrain.model_parallel=2",
+        "stages.pretrain.model_parallel: model_parallel=2 does not divide the 1 device(s)",
+    ),
     "n_heads": (
         "-c",
         "stages.pretrain.model.n_heads=0",
