@@ -25,10 +25,15 @@ class Configuration(ConfigurationBase):
     """Parameters of the evaluation of every stage's checkpoint"""
     launcher: LauncherSection = attrs.field(factory=LauncherSection)
     """Where the evaluation and report jobs run, and the default launcher (docs/slurm.md)"""
+    code_changes: str = "reuse"
+    """Jobs made by other xpm_train sources: ``reuse`` them (planning lists them) or ``rerun``
+    (the sources' fingerprint joins every job's identity)"""
 
     validate_values = staticmethod(validate_values)
 
 
 def run(helper: ExperimentHelper, cfg: Configuration) -> None:
     cfg = checked_configuration(cfg)
-    run_experiment(helper, cfg.stages, cfg.evaluation, cfg.launcher, cfg.title or cfg.id)
+    run_experiment(
+        helper, cfg.stages, cfg.evaluation, cfg.launcher, cfg.title or cfg.id, cfg.code_changes
+    )

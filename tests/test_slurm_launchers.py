@@ -273,7 +273,7 @@ def test_mesh_and_batch_are_checked_against_the_launchers_processes(tmp_path):
     assert result.returncode == 2, result.stderr[-3000:]
     assert (
         "stages.pretrain.batch_size: 6 is not divisible by micro_batch_size=2 x 2 data-parallel "
-        "device(s) of the 2 the launcher gives"
+        "device(s) of the 2 the job gets"
     ) in result.stderr
 
 

@@ -21,6 +21,7 @@ from xpm_train.data.datasets import (
     readable_at_planning,
 )
 from xpm_train.data.examples import ExampleData
+from xpm_train.data.files import LocalFiles
 from xpm_train.data.packing import split_documents
 from xpm_train.data.tokenizers import Tokenizer, encode_prompt
 from xpm_train.registry import register
@@ -73,11 +74,9 @@ class ArithmeticCompletions(CompletionDataset):
 
 
 @register("completions", "jsonl")
-class JsonlCompletions(CompletionDataset):
+class JsonlCompletions(LocalFiles, CompletionDataset):
     """A JSON-lines file of records with a prompt and its completion."""
 
-    path: Param[str]
-    """The JSON-lines file, one record per line"""
     prompt_field: Param[str] = field(default="prompt")
     """The record's key holding the prompt (context, not scored)"""
     completion_field: Param[str] = field(default="completion")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from experimaestro import Config, Param, field
 
+from xpm_train.data.files import LocalFiles
 from xpm_train.registry import register
 from xpm_train.validation import validate
 
@@ -147,11 +148,12 @@ def _split_text(text: str, unit: str) -> list[str]:
 
 
 @register("dataset", "text_files")
-class TextFiles(TextDataset):
+class TextFiles(LocalFiles, TextDataset):
     """Local text files: one file, a glob pattern, or a directory (all files below it)."""
 
     path: Param[str]
-    """A file, a glob pattern (``data/*.txt``) or a directory"""
+    """A file, a glob pattern (``data/*.txt``) or a directory (relative: to the directory
+    where the experiment is run)"""
     unit: Param[str] = field(default="paragraph")
     """What makes one document: ``file``, ``paragraph`` (blank-line separated) or ``line``"""
 
@@ -180,12 +182,11 @@ class TextFiles(TextDataset):
             )
         return files
 
+    def data_files(self) -> list[Path]:
+        return self.files()
+
     def documents(self) -> list[str]:
-        docs = [
-            doc
-            for file in self.files()
-            for doc in _split_text(file.read_text(encoding="utf-8"), self.unit)
-        ]
+        docs = [doc for file in self.files() for doc in _split_text(read_text(file), self.unit)]
         if not docs:
             raise DatasetError(f"text_files dataset: {self.path!r} contains no text")
         return docs
@@ -194,6 +195,22 @@ class TextFiles(TextDataset):
 #: Data files up to this total size are read and validated at planning time (``check``);
 #: larger ones only in the job, so that planning stays fast.
 PLANNING_READ_LIMIT = 64 * 2**20
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a data file; another encoding or an unreadable file is an error
+    naming the file (and the first byte that is not UTF-8)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"{path} cannot be read ({error.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            f"{path} is not UTF-8 text: byte {error.start} is 0x{data[error.start]:02x}; "
+            "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def readable_at_planning(*paths: Path) -> bool:
@@ -206,36 +223,34 @@ def read_jsonl(path: Path, fields: tuple[str, ...], kind: str) -> list[tuple[str
     if not path.is_file():
         raise DatasetError(f"{kind}: file {str(path)!r} does not exist")
     rows = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
-            missing = [
-                key
-                for key in fields
-                if not isinstance(record, dict) or not isinstance(record.get(key), str)
-            ]
-            if missing:
-                needed = ", ".join(repr(key) for key in fields)
-                raise DatasetError(
-                    f"{path}:{number}: record has no string field {missing[0]!r} "
-                    f"(a {kind} record needs {needed})"
-                )
-            rows.append(tuple(record[key] for key in fields))
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{path}:{number}: malformed JSON line ({error})") from None
+        missing = [
+            key
+            for key in fields
+            if not isinstance(record, dict) or not isinstance(record.get(key), str)
+        ]
+        if missing:
+            needed = ", ".join(repr(key) for key in fields)
+            raise DatasetError(
+                f"{path}:{number}: record has no string field {missing[0]!r} "
+                f"(a {kind} record needs {needed})"
+            )
+        rows.append(tuple(record[key] for key in fields))
     if not rows:
         raise DatasetError(f"{kind}: {path} holds no record")
     return rows
 
 
 @register("dataset", "jsonl")
-class JsonlText(TextDataset):
+class JsonlText(LocalFiles, TextDataset):
     """A JSON-lines file whose records hold the text in one field."""
 
-    path: Param[str]
     text_field: Param[str] = field(default="text")
 
     def __validate__(self) -> None:

@@ -14,6 +14,7 @@ from xpm_train.data.datasets import (
     read_jsonl,
     readable_at_planning,
 )
+from xpm_train.data.files import LocalFiles
 from xpm_train.data.packing import split_documents
 from xpm_train.registry import register
 from xpm_train.validation import validate
@@ -74,10 +75,9 @@ class ArithmeticPreferences(PreferenceDataset):
 
 
 @register("preferences", "jsonl")
-class JsonlPreferences(PreferenceDataset):
+class JsonlPreferences(LocalFiles, PreferenceDataset):
     """A JSON-lines file of records with a prompt, a chosen and a rejected completion."""
 
-    path: Param[str]
     prompt_field: Param[str] = field(default="prompt")
     chosen_field: Param[str] = field(default="chosen")
     rejected_field: Param[str] = field(default="rejected")

@@ -17,7 +17,7 @@ from xpm_train.launchers.config import LauncherBlock, LauncherChoice, LauncherSe
 from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
 from xpm_train.tasks.report import Report
 from xpm_train.tasks.trainer import TrainerTask
-from xpm_train.training.mesh_shape import validate_layout
+from xpm_train.training.mesh_shape import local_cpu_devices, validate_layout
 from xpm_train.validation import Problems
 
 #: The parameters of an evaluation that the graph sets (every other one is in ``evaluation:``).
@@ -94,15 +94,18 @@ def stage_launcher(value: Any) -> LauncherChoice:
 
 
 def stage_devices(values: Mapping[str, Any]) -> dict[str, int]:
-    """The devices each stage's jobs get from a SLURM launcher (``{slurm: ...}`` blocks only:
-    elsewhere they are the machine's, known when the job runs)."""
+    """The devices each stage's jobs get, where planning knows them: from a ``{slurm: ...}``
+    block, or this machine's CPU devices for a local job (when JAX has no GPU or TPU plugin)."""
     section = validate_attrs(LauncherSection, dict(values.get("launcher") or {}))
     devices = {}
+    local = local_cpu_devices()
     for name, stage in (values.get("stages") or {}).items():
         own = stage.get("launcher") if isinstance(stage, Mapping) else None
         _, choice = section.choice(f"stages.{name}.launcher", stage_launcher(own))
         if isinstance(choice, LauncherBlock):
             devices[name] = choice.slurm.devices()
+        elif choice == "local" and local is not None:
+            devices[name] = local
     return devices
 
 

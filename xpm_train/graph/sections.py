@@ -18,6 +18,7 @@ from experimaestro import Config
 from experimaestro.core.types import ArrayType, ObjectType
 
 from xpm_train.data.datasets import TextDataset
+from xpm_train.data.files import LocalFiles
 from xpm_train.graph.sweeps import SWEEP, is_sweep
 from xpm_train.registry import component_kind, registered, type_name
 from xpm_train.tasks.checkpoint import Checkpoint, checkpoint_reference
@@ -181,10 +182,13 @@ def _build_config(
     if len(problems.found) > before:
         return None
     try:
-        return cls.C(**converted)
+        config = cls.C(**converted)
     except (ValueError, TypeError, KeyError) as error:
         problems.add(prefix.rstrip("."), str(error))
         return None
+    if isinstance(config, LocalFiles):
+        problems.call(f"{prefix}path", config.resolve_files)
+    return config
 
 
 def convert_value(

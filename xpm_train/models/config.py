@@ -61,7 +61,13 @@ class TransformerConfig(ModelConfig):
     """Type of the activations and matmuls (logits are always float32)"""
 
     def __validate__(self) -> None:
-        errors = []
+        errors = [
+            f"{key}={getattr(self, key)} must be >= 1"
+            for key in ("max_seq_len", "d_model", "n_layers", "n_heads", "mlp_ratio")
+            if getattr(self, key) < 1
+        ]
+        if errors:
+            raise ValueError("transformer model: " + "; ".join(errors))
         if self.d_model % self.n_heads:
             errors.append(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.positions == "rope" and (self.d_model // self.n_heads) % 2:

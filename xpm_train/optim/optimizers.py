@@ -107,6 +107,15 @@ class Optimizer(Config):
         problems.raise_any()
 
 
+def validate_adam(problems: Problems, prefix: str, b1: float, b2: float, eps: float) -> None:
+    """Adam's decay rates in [0, 1) and its epsilon > 0 (keys ``<prefix>b1``...)."""
+    for key, value in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= value < 1.0:
+            problems.add(f"{prefix}{key}", f"{value} must be in [0, 1)")
+    if not eps > 0:
+        problems.add(f"{prefix}eps", f"{eps} must be > 0")
+
+
 @register("optimizer", "adamw")
 class AdamW(Optimizer):
     """AdamW after global-norm clipping; weight decay applies to matrices only (not to
@@ -121,6 +130,15 @@ class AdamW(Optimizer):
 
     def rule(self, path: str, shape: tuple[int, ...]) -> str:
         return "adamw"
+
+    def __validate__(self) -> None:
+        problems = Problems()
+        problems.call("", super().__validate__)
+        validate_adam(problems, "", self.b1, self.b2, self.eps)
+        for key in ("weight_decay", "clip_norm"):
+            if not getattr(self, key) >= 0:
+                problems.add(key, f"{getattr(self, key)} must be >= 0")
+        problems.raise_any()
 
     def leaf_rule(
         self, rule: str, shape: tuple[int, ...], lr_scale: float, weight_decay: float | None
@@ -178,8 +196,9 @@ class Muon(Optimizer):
         if not 0.0 <= self.momentum < 1.0:
             problems.add("momentum", f"{self.momentum} must be in [0, 1)")
         for key in ("muon_lr_scale", "adam_lr_scale", "weight_decay", "adam_weight_decay"):
-            if getattr(self, key) < 0:
+            if not getattr(self, key) >= 0:
                 problems.add(key, f"{getattr(self, key)} must be >= 0")
+        validate_adam(problems, "adam_", self.adam_b1, self.adam_b2, self.adam_eps)
         problems.raise_any()
 
     def leaf_rule(

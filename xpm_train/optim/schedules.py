@@ -13,6 +13,7 @@ from typing import Any
 from experimaestro import Config, Param, field
 
 from xpm_train.registry import register
+from xpm_train.validation import Problems
 
 
 class Schedule(Config):
@@ -24,6 +25,14 @@ class Schedule(Config):
     """Final learning rate as a fraction of lr"""
     lr_warmup_steps: Param[int] = field(default=100)
     """Steps of linear warmup from 0"""
+
+    def __validate__(self) -> None:
+        problems = Problems()
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.add("lr", f"{self.lr} must be a number > 0")
+        if self.lr_warmup_steps < 0:
+            problems.add("lr_warmup_steps", f"{self.lr_warmup_steps} must be >= 0")
+        problems.raise_any()
 
     def validate_steps(self, total_steps: int) -> None:
         if self.lr_warmup_steps > total_steps:

@@ -24,6 +24,40 @@ class SourceError(ValueError):
     """A YAML file or a ``-c`` override that cannot be read."""
 
 
+#: The deepest nesting of mappings and lists an experiment file may have.
+MAX_DEPTH = 32
+#: The most values a file may hold once its YAML aliases (``*name``) are expanded.
+MAX_VALUES = 100_000
+
+
+def check_size(data: Any, where: str) -> None:
+    """Refuse a configuration nested deeper than :data:`MAX_DEPTH` or holding more than
+    :data:`MAX_VALUES` values once aliases are expanded (counted without expanding them)."""
+    size: dict[int, int] = {}  # values under each mapping or list, aliases expanded
+    stack: list[tuple[Any, int, bool]] = [(data, 1, False)]
+    while stack:
+        node, level, done = stack.pop()
+        children = list(node.values()) if isinstance(node, dict) else node
+        if not isinstance(node, (dict, list)):
+            continue
+        if level > MAX_DEPTH:
+            raise SourceError(
+                f"{where}: values are nested more than {MAX_DEPTH} levels deep; an experiment "
+                "file is a few levels of mappings (stages, components, their parameters)"
+            )
+        if done:
+            inner = [c for c in children if isinstance(c, (dict, list))]
+            size[id(node)] = len(children) + sum(size[id(c)] for c in inner)
+            if size[id(node)] > MAX_VALUES:
+                raise SourceError(
+                    f"{where}: the file holds more than {MAX_VALUES:,} values once its YAML "
+                    "aliases (*name) are expanded; write the values out, or use fewer aliases"
+                )
+        elif id(node) not in size:
+            stack.append((node, level, True))
+            stack += [(c, level + 1, False) for c in children if isinstance(c, (dict, list))]
+
+
 class _TracingLoader(ConfigurationLoader):
     """experimaestro's loader, remembering the file of each loaded mapping."""
 
@@ -42,6 +76,7 @@ class _TracingLoader(ConfigurationLoader):
             raise SourceError(f"{yaml_file}: invalid YAML ({error})") from None
         if not isinstance(data, dict):
             raise SourceError(f"{yaml_file}: the file must hold a mapping of keys to values")
+        check_size(data, str(yaml_file))
         super().load(yaml_file)
         self.files.append(yaml_file)
 
@@ -55,6 +90,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as error:
         raise SourceError(f"-c {item!r}: the value is not valid YAML ({error})") from None
+    check_size(value, f"-c {item!r}")
     return key.split("."), value
 
 

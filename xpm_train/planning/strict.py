@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import operator
+import reprlib
 import types
 import typing
 from typing import Any
@@ -84,7 +85,8 @@ def validate_section(schema: type, data: Any, prefix: str, sources: Sources) -> 
     where = prefix or "the top level"
     if not isinstance(data, dict):
         return [
-            f"{prefix}: expected a mapping of keys, got {data!r} (from {sources.origin(prefix)})"
+            f"{prefix}: expected a mapping of keys, got {reprlib.repr(data)} (from "
+            f"{sources.origin(prefix)})"
         ]
     fields = attrs.fields_dict(schema)
     hints = typing.get_type_hints(schema)
@@ -114,6 +116,7 @@ def validate_section(schema: type, data: Any, prefix: str, sources: Sources) -> 
             errors += validate_section(nested[0], value, path, sources)
         elif _value_error(nested[1], value):
             errors.append(
-                f"{path}: expected {_type_label(annotation)}, got {value!r} (from {origin})"
+                f"{path}: expected {_type_label(annotation)}, got {reprlib.repr(value)} "
+                f"(from {origin})"
             )
     return errors

@@ -11,6 +11,7 @@ from xpm_train.data.datasets import TextDataset
 from xpm_train.data.hf_tokenizer import EOS_TOKEN, PAD_TOKEN, TrainedBPE
 from xpm_train.export.tokenizer import write_hf_files
 from xpm_train.registry import register
+from xpm_train.tasks.versioned import Versioned
 from xpm_train.training.processes import other_process
 from xpm_train.validation import ConfigError, Problems, validate
 
@@ -38,7 +39,7 @@ def train_bpe(documents: list[str], vocab_size: int, min_frequency: int) -> Any:
 
 
 @register("stage", "bpe")
-class TrainBPE(Task):
+class TrainBPE(Versioned, Task):
     """Train a byte-level BPE tokenizer on a dataset's documents; its output is a
     :class:`~xpm_train.data.hf_tokenizer.TrainedBPE` that training stages take as tokenizer."""
 
@@ -77,6 +78,7 @@ class TrainBPE(Task):
 
     def execute(self) -> None:
         """Train on the dataset; write tokenizer.json and the tokenizer_config.json beside it."""
+        self.record_code()
         if other_process():  # started once per SLURM task: the work is done once
             return
         validate(self)

@@ -11,6 +11,7 @@ from xpm_train.data.datasets import TextDataset
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
+from xpm_train.tasks.versioned import Versioned
 from xpm_train.training.processes import other_process
 from xpm_train.validation import Problems
 
@@ -23,7 +24,7 @@ class HeldOutSplit(Config):
     seed: Param[int] = field(default=0)
 
 
-class Evaluate(JobEnvironment, Task):
+class Evaluate(Versioned, JobEnvironment, Task):
     """Held-out loss and perplexity of a checkpoint on each dataset, and, for datasets of
     (prompt, answer) problems such as ``arithmetic``, the exact-match accuracy of greedy
     generation on held-out problems (``accuracy``) and on training ones (``train_accuracy``).
@@ -56,6 +57,7 @@ class Evaluate(JobEnvironment, Task):
         problems.raise_any()
 
     def execute(self) -> None:
+        self.record_code()
         if other_process():  # started once per SLURM task: the work is done once
             return
         from xpm_train.training.runtime import configure_job

@@ -9,11 +9,12 @@ from experimaestro import Meta, Param, PathGenerator, Task, field
 
 from xpm_train.registry import register
 from xpm_train.tasks.checkpoint import Checkpoint
+from xpm_train.tasks.versioned import Versioned
 from xpm_train.training.processes import other_process
 
 
 @register("stage", "export")
-class Export(Task):
+class Export(Versioned, Task):
     """Write a stage's final checkpoint as a Hugging Face model folder (config.json,
     model.safetensors, tokenizer files) that transformers loads."""
 
@@ -30,6 +31,7 @@ class Export(Task):
         return self
 
     def execute(self) -> None:
+        self.record_code()
         if other_process():  # started once per SLURM task: the work is done once
             return
         from xpm_train.export.model import export_model

@@ -10,6 +10,7 @@ from experimaestro import Meta, Param, PathGenerator, Task, field
 
 from xpm_train.tasks.evaluate import Evaluate
 from xpm_train.tasks.progress import report_progress
+from xpm_train.tasks.versioned import Versioned
 from xpm_train.training.processes import other_process
 
 
@@ -50,7 +51,7 @@ def training_section(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-class Report(Task):
+class Report(Versioned, Task):
     """Gathers the evaluations of an experiment's stages (fan-in) into ``report.md``: a
     table per held-out dataset (stage x metric), the stages' final training metrics, and PNG
     plots (training curves, held-out loss and accuracy bars)."""
@@ -79,6 +80,7 @@ class Report(Task):
         return finals
 
     def execute(self) -> None:
+        self.record_code()
         if other_process():  # started once per SLURM task: the work is done once
             return
         from xpm_train.reporting.plots import metric_bars, training_curves

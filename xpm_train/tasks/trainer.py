@@ -22,6 +22,7 @@ from xpm_train.optim.schedules import Cosine, Schedule
 from xpm_train.tasks.checkpoint import Checkpoint, CheckpointValues
 from xpm_train.tasks.job_environment import JobEnvironment
 from xpm_train.tasks.progress import report_progress
+from xpm_train.tasks.versioned import Versioned
 from xpm_train.tracking.loggers import MetricsLogger
 from xpm_train.training.budget import epoch_steps
 from xpm_train.training.preemption import Preempted, StoppedBySignal
@@ -55,7 +56,7 @@ _COMPUTED_SETTINGS = ("total_steps",)
 EARLY_STOPS = (TimeLimitReached, Preempted, StoppedBySignal)
 
 
-class TrainerTask(JobEnvironment, ResumableTask):
+class TrainerTask(Versioned, JobEnvironment, ResumableTask):
     """Base of the training stages. Resumable: a job killed or timed out restarts from its
     latest checkpoint and ends with the parameters of an uninterrupted run."""
 
@@ -182,6 +183,10 @@ class TrainerTask(JobEnvironment, ResumableTask):
                 "batch_size",
                 f"{self.batch_size} is not divisible by micro_batch_size={self.micro_batch_size}",
             )
+        if self.seed < 0:
+            problems.add("seed", f"{self.seed} must be >= 0")
+        if self.keep_checkpoints < 1:
+            problems.add("keep_checkpoints", f"{self.keep_checkpoints} must be >= 1")
         if self.model_parallel < 1:
             problems.add("model_parallel", f"{self.model_parallel} must be >= 1")
         if self.fsdp < 1 and self.fsdp != -1:
@@ -193,6 +198,7 @@ class TrainerTask(JobEnvironment, ResumableTask):
         max_len = model.max_seq_len
         if self.seq_len > max_len:
             problems.add("seq_len", f"{self.seq_len} exceeds the model's max_seq_len={max_len}")
+        problems.validate("schedule", self.schedule)
         if total >= 1:
             problems.call("schedule", lambda: self.schedule.validate_steps(total))
         problems.call("optimizer", lambda: self.optimizer.validate_model(model, tokenizer))
@@ -279,6 +285,7 @@ class TrainerTask(JobEnvironment, ResumableTask):
         return dep(self.checkpoint_output())
 
     def execute(self) -> None:
+        self.record_code()
         from xpm_train.training import processes
 
         processes.initialize()  # before any other JAX call: a job may span several processes

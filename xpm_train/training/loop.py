@@ -105,12 +105,13 @@ class _Trainer:
         self.queue_ahead = runtime.queue_ahead()
 
     def initial_state(self) -> tuple[Any, int, dict[str, float]]:
-        latest = self.store.latest_step()
-        if latest is not None:
-            target = abstract_state(self.definition, self.tx, self.shardings)
-            state, meta = self.store.restore(latest, target)
-            print(f"resuming from checkpoint {self.store.directory / str(latest)}", flush=True)
-            return state, int(meta["step"]), dict(meta.get("metrics", {}))
+        target = abstract_state(self.definition, self.tx, self.shardings)
+        restored = self.store.restore_latest_readable(target)
+        if restored is not None:
+            state, meta = restored
+            self.saved_step = step = int(meta["step"])
+            print(f"resuming from checkpoint {self.store.directory / str(step)}", flush=True)
+            return state, step, dict(meta.get("metrics", {}))
         if self.stage.initial_params is not None:
             params = self.stage.initial_params(self.definition)
         else:

@@ -3,6 +3,10 @@ that a stage's launcher gives it (docs/scaling.md)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+
 
 class MeshError(ValueError):
     """Mesh axes that do not fit the devices; ``key``: the setting to change."""
@@ -45,7 +49,28 @@ def validate_layout(
             (
                 "batch_size",
                 f"{batch_size} is not divisible by micro_batch_size={micro_batch_size} x "
-                f"{parallel} data-parallel device(s) of the {devices} the launcher gives",
+                f"{parallel} data-parallel device(s) of the {devices} the job gets",
             )
         ]
     return []
+
+
+#: JAX's plugins for accelerators: with one installed, the devices are known only in the job.
+ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm7_plugin", "libtpu")
+
+
+def local_cpu_devices() -> int | None:
+    """The devices a job on this machine gets when JAX runs on its CPU: 1, or the count that
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` forces; None when JAX has a GPU
+    or TPU plugin (then the job counts them)."""
+    if has_accelerator_plugin():
+        return None
+    forced = re.search(
+        r"--xla_force_host_platform_device_count=(\d+)", os.environ.get("XLA_FLAGS", "")
+    )
+    return int(forced.group(1)) if forced else 1
+
+
+def has_accelerator_plugin() -> bool:
+    """Whether a GPU or TPU plugin of JAX is installed."""
+    return any(importlib.util.find_spec(name) is not None for name in ACCELERATOR_PLUGINS)

@@ -19,6 +19,8 @@ import socket
 import sys
 from typing import Any, TextIO
 
+from xpm_train.training.mesh_shape import has_accelerator_plugin
+
 #: Seconds the processes wait for each other at start-up (all must have started).
 INITIALIZATION_TIMEOUT_S = 300
 #: Seconds without news from a process before the others fail (SLURM's kill-on-bad-exit,
@@ -106,7 +108,7 @@ def initialize() -> int:
     rank = slurm_rank()
     prefix_output(f"[process {rank}/{count} on {socket.gethostname()}] ")
     if not jax.distributed.is_initialized():
-        if not os.environ.get("CUDA_VISIBLE_DEVICES") and not _has_accelerator_plugin():
+        if not os.environ.get("CUDA_VISIBLE_DEVICES") and not has_accelerator_plugin():
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             local_device_ids=local_gpus(),
@@ -119,16 +121,6 @@ def initialize() -> int:
         flush=True,
     )
     return count
-
-
-def _has_accelerator_plugin() -> bool:
-    """Whether a GPU or TPU plugin of JAX is installed (then its own collectives are used)."""
-    import importlib.util
-
-    return any(
-        importlib.util.find_spec(name) is not None
-        for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "libtpu")
-    )
 
 
 def is_writer() -> bool:
