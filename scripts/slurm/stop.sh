@@ -3,7 +3,8 @@
 # daemons recorded in DIR/run/*.pid (and only those; nothing is killed by name).
 #
 #   scripts/slurm/stop.sh DIR
-#   PURGE=1 scripts/slurm/stop.sh DIR    also delete the state: queue, accounting DB, munge key, logs
+#   PURGE=1 scripts/slurm/stop.sh DIR    also delete the state: queue, accounting DB (and its
+#                                        password, in etc/), munge key, logs
 set -uo pipefail
 
 DIR=${1:-${XPM_TRAIN_SLURM_DIR:-}}
@@ -18,9 +19,9 @@ log() { printf '[slurm stop %5.1fs] %s\n' "$(awk "BEGIN{print $(date +%s.%N) - $
 
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
-stop_daemon() { # stop_daemon NAME [TIMEOUT_S]
-    local name=$1 timeout=${2:-20} pid i
-    if pid=$(live_pid "$RUN/$name.pid" "$name"); then
+stop_daemon() { # stop_daemon NAME [TIMEOUT_S [PROGRAM]]: the daemon of DIR/run/NAME.pid
+    local name=$1 timeout=${2:-20} program=${3:-$1} pid i
+    if pid=$(live_pid "$RUN/$name.pid" "$program"); then
         kill -TERM "$pid"
         for ((i = 0; i < timeout * 10; i++)); do running "$pid" || break; sleep 0.1; done
         if running "$pid"; then
@@ -33,9 +34,19 @@ stop_daemon() { # stop_daemon NAME [TIMEOUT_S]
     fi
     rm -f "$RUN/$name.pid"
 }
+# One slurmd per node: DIR/run/slurmd-NODE.pid (DIR/run/slurmd.pid: that of an older start.sh).
+slurmds=()
+for file in "$RUN"/slurmd-*.pid "$RUN"/slurmd.pid; do
+    [ -e "$file" ] && slurmds+=("$(basename "$file" .pid)")
+done
+any_slurmd_alive() {
+    local name
+    for name in "${slurmds[@]}"; do live_pid "$RUN/$name.pid" slurmd >/dev/null && return 0; done
+    return 1
+}
 
 # Cancel the jobs while slurmctld and slurmd are up, so that no job process is left behind.
-if live_pid "$RUN/slurmctld.pid" slurmctld >/dev/null && live_pid "$RUN/slurmd.pid" slurmd >/dev/null; then
+if live_pid "$RUN/slurmctld.pid" slurmctld >/dev/null && any_slurmd_alive; then
     jobs=$(squeue -h -o %A 2>/dev/null | tr '\n' ' ')
     if [ -n "${jobs// /}" ]; then
         log "cancelling jobs $jobs"
@@ -49,7 +60,8 @@ if live_pid "$RUN/slurmctld.pid" slurmctld >/dev/null && live_pid "$RUN/slurmd.p
 fi
 
 # In the reverse order of start.sh.
-stop_daemon slurmd
+[ ${#slurmds[@]} -gt 0 ] || log "slurmd was not running"
+for name in "${slurmds[@]}"; do stop_daemon "$name" 20 slurmd; done
 stop_daemon slurmctld
 stop_daemon slurmdbd
 stop_daemon mariadbd 60
