@@ -70,12 +70,18 @@ def stage_class(section: Any, problems: Problems) -> type[Config] | None:
     return kinds[kind]
 
 
+#: Parameters that planning sets, never the YAML: the sources' fingerprint of
+#: ``code_changes: rerun`` and the content fingerprint of data files.
+SET_AT_PLANNING = ("code_fingerprint", "content")
+
+
 def parameters(cls: type[Config]) -> dict[str, Any]:
-    """The settable arguments of a Config class (generated paths left out)."""
+    """The arguments of a Config class a YAML file may set (generated paths, constants and
+    what planning sets left out)."""
     return {
         name: argument
         for name, argument in cls.__getxpmtype__().arguments.items()
-        if not argument.generator
+        if not (argument.generator or argument.constant or name in SET_AT_PLANNING)
     }
 
 
