@@ -80,3 +80,15 @@ def test_ctrl_c_stops_the_running_jobs_with_a_checkpoint(tmp_path):
     assert not found.stdout.strip(), subprocess.run(
         ["ps", "-fp", found.stdout.split()[0]], capture_output=True, text=True
     ).stdout
+
+
+def test_local_jobs_limit_is_checked_and_keeps_the_jobs(tmp_path):
+    yaml = tmp_path / "pretrain.yaml"
+    yaml.write_text(PRETRAIN.replace("STEPS", "40"))
+    bad = run_cli(yaml, tmp_path / "ws", tmp_path / "home", "-c", "launcher.local_jobs=0")
+    assert bad.returncode == 1 and "launcher.local_jobs: 0 must be >= 1" in bad.stderr
+    limited = run_cli(yaml, tmp_path / "ws", tmp_path / "home", "-c", "launcher.local_jobs=1")
+    assert limited.returncode == 0, limited.stderr[-3000:]
+    assert "3 jobs: 3 run" in limited.stdout
+    again = run_cli(yaml, tmp_path / "ws", tmp_path / "home")  # the same jobs without a limit
+    assert "3 jobs: 0 run, 3 reused from earlier runs" in again.stdout

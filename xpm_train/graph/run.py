@@ -8,6 +8,7 @@ from typing import Any
 
 from experimaestro import Task
 from experimaestro.experiments import ExperimentHelper
+from experimaestro.launchers.direct import DirectLauncher
 
 from xpm_train.graph.dag import StageGraph
 from xpm_train.graph.experiment import plan_experiment, stage_launcher, validate_experiment
@@ -59,6 +60,10 @@ def validate_values(values: Mapping[str, Any], sources: Sources) -> list[str]:
     return [f"{key}: {message} (from {sources.origin(key)})" for key, message in problems]
 
 
+#: The experimaestro counter token of ``launcher.local_jobs``.
+LOCAL_TOKEN = "xpm-train-local-jobs"
+
+
 def run_experiment(
     helper: ExperimentHelper,
     stages: Mapping[str, Any],
@@ -83,13 +88,18 @@ def run_experiment(
     quiet_experimaestro()
     console = ConsoleListener({})
     helper.xp.scheduler.addlistener(console)
+    limit = launcher.local_jobs
+    local_token = helper.xp.token(LOCAL_TOKEN, limit) if limit is not None else None
 
     def submit(task: Any, name: str) -> Any:
         if not isinstance(task, Task):  # a source (a Hugging Face folder): no job
             return task.planned_output()
         if code_changes == "rerun":
             setattr(task, CODE_PARAMETER, sources_fingerprint())
-        output = task.submit(**launchers.submit_options(name))
+        options = launchers.submit_options(name)
+        if local_token is not None and isinstance(options["launcher"], DirectLauncher):
+            task.add_dependencies(local_token.dependency(1))
+        output = task.submit(**options)
         job = task.__xpm__.job
         console.labels[str(job.identifier)] = f"{name}/{str(job.identifier)[:8]}"
         return output
