@@ -71,6 +71,12 @@ CASES = {
         "stages.pretrain.optimizer={name: muon, adam_b1: -0.1}",
         "stages.pretrain.optimizer.adam_b1: -0.1 must be in [0, 1)",
     ),
+    "dpo pair too long": (
+        "-c",
+        "stages.dpo.seq_len=6",
+        "stages.dpo.seq_len: preference pair 0 ('",
+    ),
+    "nested key": ("-c", "stages.pretrain.lr=0.1", "(did you mean 'schedule.lr'?)"),
     "id": (
         "yaml",
         "id: ../../elsewhere\n",

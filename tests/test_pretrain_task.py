@@ -106,3 +106,24 @@ def test_interrupted_job_resumes_when_resubmitted(tmp_path):
     assert "resuming from checkpoint" in (folder / "pretrain.out").read_text()
     resumed = load_checkpoint(again).params
     jax.tree.map(np.testing.assert_array_equal, expected, resumed)
+
+
+def test_sampler_keeps_within_the_models_length(tmp_path, capsys):
+    from xpm_train.inference.sample import main
+
+    with experiment(tmp_path / "ws", "sample-test", no_environmental_impact=True):
+        checkpoint = tiny_pretrain().submit()
+    folder = str(checkpoint.path.parent)
+    main([folder, "12+3=", "--max-new-tokens", "100"])
+    out = capsys.readouterr()
+    assert out.out.startswith("12+3=")
+    assert (
+        "note: --max-new-tokens 100 lowered to 10: the longest prompt has 6 tokens and the "
+        "model reads at most 16"
+    ) in out.err
+    with pytest.raises(SystemExit) as stopped:
+        main([folder, "1+" * 10 + "1="])
+    assert stopped.value.code == 2
+    assert "error: the longest prompt has 23 tokens; the model reads at most 16" in (
+        capsys.readouterr().err
+    )

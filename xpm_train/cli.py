@@ -54,6 +54,25 @@ def export(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def results(arguments: argparse.Namespace) -> int:
+    """``xpm-train results WORKDIR``: every evaluation of the workdir in one table."""
+    from xpm_train.reporting.results import collect, table
+
+    if not (arguments.workdir / "experiments").is_dir():
+        print(
+            f"xpm-train results: {arguments.workdir} is not an experimaestro workdir (no "
+            "experiments/ folder); give the --workdir of run-experiment",
+            file=sys.stderr,
+        )
+        return 2
+    rows = collect(arguments.workdir, arguments.experiment)
+    if not rows:
+        print(f"no finished evaluation in {arguments.workdir}", file=sys.stderr)
+        return 1
+    print(table(rows, "csv" if arguments.csv else "markdown"), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xpm-train", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     written.add_argument("out_dir", type=Path, help="the new folder (must not exist or be empty)")
     written.add_argument("--step", type=int, help="another checkpoint of the job than the final")
     written.set_defaults(handler=export)
+    compared = commands.add_parser(
+        "results",
+        help="every evaluation of a workdir in one table (Markdown or CSV)",
+        description="One row per experiment run, evaluated checkpoint and held-out dataset: "
+        "the stage, its step, held-out loss and exact-match accuracy, and the training "
+        "parameters that differ between runs of the same stage.",
+    )
+    compared.add_argument("workdir", type=Path, help="the experimaestro workdir (--workdir)")
+    compared.add_argument("--experiment", help="only this experiment id")
+    compared.add_argument("--csv", action="store_true", help="CSV instead of Markdown")
+    compared.set_defaults(handler=results)
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)
 

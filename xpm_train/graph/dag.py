@@ -120,7 +120,7 @@ class StageGraph:
                 for key in section:
                     if key not in (*known, KIND, LAUNCHER):
                         what = f"stage kind {section[KIND]!r}"
-                        problems.add(f"{name}.{key}", unknown_parameter(key, known, what))
+                        problems.add(f"{name}.{key}", unknown_parameter(key, cls, what))
         ordered: list[str] = []
         state: dict[str, str] = {}
 

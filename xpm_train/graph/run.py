@@ -8,11 +8,13 @@ from typing import Any
 
 from experimaestro import Task
 from experimaestro.experiments import ExperimentHelper
+from experimaestro.launchers.direct import DirectLauncher
 
 from xpm_train.graph.dag import StageGraph
 from xpm_train.graph.experiment import plan_experiment, stage_launcher, validate_experiment
 from xpm_train.launchers import planned_launchers
 from xpm_train.launchers.config import LauncherBlock, LauncherSection
+from xpm_train.planning.console import ConsoleListener, interrupted, quiet_experimaestro
 from xpm_train.planning.failures import raise_on_failed_jobs
 from xpm_train.planning.hook import PlanningError, strict_hook_ran
 from xpm_train.planning.plan import write_plan
@@ -58,6 +60,10 @@ def validate_values(values: Mapping[str, Any], sources: Sources) -> list[str]:
     return [f"{key}: {message} (from {sources.origin(key)})" for key, message in problems]
 
 
+#: The experimaestro counter token of ``launcher.local_jobs``.
+LOCAL_TOKEN = "xpm-train-local-jobs"
+
+
 def run_experiment(
     helper: ExperimentHelper,
     stages: Mapping[str, Any],
@@ -79,13 +85,24 @@ def run_experiment(
     launchers = planned_launchers(launcher, own, helper.xp.run_mode)
 
     export_experiment_git()
+    quiet_experimaestro()
+    console = ConsoleListener({})
+    helper.xp.scheduler.addlistener(console)
+    limit = launcher.local_jobs
+    local_token = helper.xp.token(LOCAL_TOKEN, limit) if limit is not None else None
 
     def submit(task: Any, name: str) -> Any:
         if not isinstance(task, Task):  # a source (a Hugging Face folder): no job
             return task.planned_output()
         if code_changes == "rerun":
             setattr(task, CODE_PARAMETER, sources_fingerprint())
-        return task.submit(**launchers.submit_options(name))
+        options = launchers.submit_options(name)
+        if local_token is not None and isinstance(options["launcher"], DirectLauncher):
+            task.add_dependencies(local_token.dependency(1))
+        output = task.submit(**options)
+        job = task.__xpm__.job
+        console.labels[str(job.identifier)] = f"{name}/{str(job.identifier)[:8]}"
+        return output
 
     planned, _ = plan_experiment(stages, evaluation, title, submit, submit)
     assert planned is not None and planned.report is not None
@@ -93,6 +110,16 @@ def run_experiment(
     if other_code:
         print(describe_other_code(other_code), flush=True)
     write_plan(helper.xp, planned.tasks, planned.sweeps())
-    helper.xp.wait()
+    jobs = [task.__xpm__.job for task in planned.tasks]
+    stopped = None
+    try:
+        helper.xp.wait()
+    except KeyboardInterrupt:  # experimaestro's wait() after Ctrl-C
+        stopped = interrupted(jobs)
+    finally:
+        helper.xp.scheduler.removelistener(console)
+    if stopped is not None:
+        raise stopped
+    print(console.summary(len(jobs)), flush=True)
     raise_on_failed_jobs(helper.xp)
     print(f"Report: {planned.report.report_path}", flush=True)

@@ -70,12 +70,18 @@ def stage_class(section: Any, problems: Problems) -> type[Config] | None:
     return kinds[kind]
 
 
+#: Parameters that planning sets, never the YAML: the sources' fingerprint of
+#: ``code_changes: rerun`` and the content fingerprint of data files.
+SET_AT_PLANNING = ("code_fingerprint", "content")
+
+
 def parameters(cls: type[Config]) -> dict[str, Any]:
-    """The settable arguments of a Config class (generated paths left out)."""
+    """The arguments of a Config class a YAML file may set (generated paths, constants and
+    what planning sets left out)."""
     return {
         name: argument
         for name, argument in cls.__getxpmtype__().arguments.items()
-        if not argument.generator
+        if not (argument.generator or argument.constant or name in SET_AT_PLANNING)
     }
 
 
@@ -97,10 +103,26 @@ def is_checkpoint(argument: Any) -> bool:
     return base is not None and issubclass(base, Checkpoint)
 
 
-def unknown_parameter(key: str, known: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
+def unknown_parameter(key: str, cls: type[Config], what: str) -> str:
+    """The message for ``key``, not a parameter of ``cls``: the closest parameter, or the
+    components of ``cls`` that have ``key`` (``lr`` of a stage: ``schedule.lr``)."""
+    known = list(parameters(cls))
+    close = difflib.get_close_matches(key, known, n=1) or nested_parameter(key, cls)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown parameter{hint} of {what}; its parameters are: {', '.join(sorted(known))}"
+
+
+def nested_parameter(key: str, cls: type[Config]) -> list[str]:
+    """``<component>.<key>`` for the components of ``cls`` (any registered choice) that have
+    a parameter ``key``."""
+    found = []
+    for name, argument in parameters(cls).items():
+        base = config_type(argument) or item_config_type(argument)
+        kind = component_kind(base) if base is not None else None
+        choices = [c for c in registered(kind).values() if issubclass(c, base)] if kind else []
+        if any(key in parameters(choice) for choice in choices or ([base] if base else [])):
+            found.append(f"{name}.{key}")
+    return found
 
 
 def stage_references(cls: type[Config], section: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -170,7 +192,7 @@ def _build_config(
         if key == "name" and prefix:
             continue
         if key not in arguments:
-            problems.add(path, unknown_parameter(key, list(arguments), what))
+            problems.add(path, unknown_parameter(key, cls, what))
             continue
         if value is None and not arguments[key].required:
             continue  # null: the parameter's default

@@ -4,7 +4,9 @@ training job's folder or a Hugging Face model folder)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
+from xpm_train.data.tokenizers import encode_prompt
 from xpm_train.inference.generate import GenerationSettings, generate
 from xpm_train.tasks.checkpoint import load_checkpoint
 
@@ -21,7 +23,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     loaded = load_checkpoint(args.job, step=args.step)
-    settings = GenerationSettings(args.max_new_tokens, args.temperature, args.seed)
+    longest = max(len(encode_prompt(loaded.tokenizer, prompt)) for prompt in args.prompts)
+    room = loaded.max_seq_len - longest
+    if room < 1:
+        parser.exit(
+            2,
+            f"error: the longest prompt has {longest} tokens; the model reads at most "
+            f"{loaded.max_seq_len} (its max_seq_len): shorten the prompt\n",
+        )
+    new_tokens = args.max_new_tokens
+    if new_tokens > room:
+        print(
+            f"note: --max-new-tokens {new_tokens} lowered to {room}: the longest prompt has "
+            f"{longest} tokens and the model reads at most {loaded.max_seq_len}",
+            file=sys.stderr,
+        )
+        new_tokens = room
+    settings = GenerationSettings(new_tokens, args.temperature, args.seed)
     for prompt, completion in zip(
         args.prompts, generate(loaded.model, loaded.tokenizer, args.prompts, settings), strict=True
     ):

@@ -150,6 +150,9 @@ class LauncherSection:
     max_retries: int | None = None
     """How many times experimaestro resubmits a training job that stopped at its time limit
     (experimaestro's default: 3)"""
+    local_jobs: int | None = None
+    """At most this many jobs at once on this machine (all local jobs of all experiments that
+    set it, through an experimaestro counter token); default: no limit"""
 
     def choice(self, key: str, own: LauncherChoice) -> tuple[str, str | LauncherBlock]:
         """``(where, launcher)`` of a job whose own launcher, set at YAML key ``key``, is

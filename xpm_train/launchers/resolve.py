@@ -196,6 +196,8 @@ def stage_launchers(
     errors: list[str] = []
     if section.max_retries is not None and section.max_retries < 0:
         errors.append(f"launcher.max_retries: {section.max_retries} must be >= 0")
+    if section.local_jobs is not None and section.local_jobs < 1:
+        errors.append(f"launcher.local_jobs: {section.local_jobs} must be >= 1")
     owns = {name: (f"stages.{name}.launcher", own) for name, own in (stages or {}).items()}
     owns |= {name: (f"launcher.{name}", getattr(section, name)) for name in OTHER_JOBS}
     for key, own in [("launcher.default", section.default), *owns.values()]:

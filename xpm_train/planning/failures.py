@@ -180,7 +180,8 @@ def _describe_not_run(job: Job) -> str:
     upstream = [
         _name(dependency.origin)
         for dependency in job.dependencies
-        if getattr(dependency, "origin", None) is not None and _state(dependency.origin).is_error()
+        if hasattr(getattr(dependency, "origin", None), "relpath")  # a job, not a token
+        and _state(dependency.origin).is_error()
     ]
     cause = f" ({', '.join(sorted(upstream))})" if upstream else ""
     return f"Job {_name(job)} not run: dependency failed{cause}\n  folder: {job.path}"

@@ -72,7 +72,11 @@ def describe_job(task: Config, cost: dict[str, Any] | None = None) -> dict[str, 
         "job": _job_name(job),
         "state": _state(job),
         "parameters": _config(task),
-        "depends on": sorted(_job_name(dependency.origin) for dependency in job.dependencies),
+        "depends on": sorted(
+            _job_name(dependency.origin)
+            for dependency in job.dependencies
+            if hasattr(dependency.origin, "relpath")  # jobs, not tokens (launcher.local_jobs)
+        ),
     }
     if cost is not None:
         state = described["state"]

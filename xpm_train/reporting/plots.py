@@ -34,26 +34,35 @@ def save(figure: Any, path: Path) -> Path:
 
 
 def training_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    """One panel per stage: training loss, held-out loss, and the stage's key metrics."""
+    """A row of panels per stage: its loss (training and held-out), then each of its key
+    metrics on an axis of its own (quantities of different scales never share one)."""
     plt = pyplot()
+    rows = []
+    for stage, records in curves.items():
+        keys = {key for record in records for key in record}
+        panels = [("loss", ["loss", "eval/loss"])]
+        panels += [
+            (name, [k for k in (name, f"eval/{name}") if k in keys])
+            for name in key_metrics()
+            if name in keys or f"eval/{name}" in keys
+        ]
+        rows.append((stage, records, panels))
+    columns = max((len(panels) for _, _, panels in rows), default=1)
     figure, axes = plt.subplots(
-        1, max(1, len(curves)), figsize=(5 * max(1, len(curves)), 3.6), squeeze=False
+        max(1, len(rows)), columns, figsize=(4.2 * columns, 3.0 * max(1, len(rows))), squeeze=False
     )
-    for axis, (stage, records) in zip(axes[0], curves.items(), strict=False):
-        train = [r for r in records if r.get("kind") == "train"]
-        evals = [r for r in records if r.get("kind") == "eval"]
-        axis.plot([r["step"] for r in train], [r["loss"] for r in train], label="loss")
-        if evals:
-            axis.plot(
-                [r["step"] for r in evals], [r["eval/loss"] for r in evals], "o-", label="eval/loss"
-            )
-        for key in key_metrics():
-            if train and key in train[0]:
-                axis.plot([r["step"] for r in train], [r[key] for r in train], label=key)
-        axis.set_title(stage)
-        axis.set_xlabel("step")
-        axis.legend(fontsize=8)
-        axis.grid(alpha=0.3)
+    for row, (stage, records, panels) in zip(axes, rows, strict=False):
+        for axis in row[len(panels) :]:
+            axis.set_visible(False)
+        for axis, (name, keys) in zip(row, panels, strict=False):
+            for key in keys:
+                steps, values = metric_series(records, key)
+                axis.plot(steps, values, "o-" if key.startswith("eval/") else "-", label=key, ms=3)
+            axis.set_title(f"{stage}: {name}")
+            axis.set_xlabel("step")
+            axis.legend(fontsize=8)
+            axis.grid(alpha=0.3)
+    figure.tight_layout()
     return save(figure, path)
 
 

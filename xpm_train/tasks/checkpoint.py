@@ -126,6 +126,8 @@ class LoadedModel:
     params: dict[str, Any]
     tokenizer: Tokenizer
     step: int
+    max_seq_len: int
+    """The longest sequence (prompt and generated tokens) the model reads"""
 
 
 def load_checkpoint(
@@ -143,7 +145,8 @@ def load_checkpoint(
         source = checkpoint_in_folder(Path(source), best)
     definition, params = restore_checkpoint(source, make_mesh(), step)
     chosen = source.chosen_step() if step is None else step
-    return LoadedModel(definition.merge(params), params, _values(source.tokenizer), chosen)
+    tokenizer, config = _values(source.tokenizer), _values(source.model)
+    return LoadedModel(definition.merge(params), params, tokenizer, chosen, config.max_seq_len)
 
 
 def checkpoint_in_folder(folder: Path, best: bool = False) -> AnyCheckpoint:

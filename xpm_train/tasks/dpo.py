@@ -56,6 +56,7 @@ class DPO(ReferenceTask):
         if self.rpo_alpha < 0:
             problems.add("rpo_alpha", f"{self.rpo_alpha} must be >= 0")
         problems.validate("preferences", self.preferences)
+        self.validate_lengths(problems, self.preferences.pairs)
 
     def training_data(self) -> PreferenceDataset:
         return self.preferences

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from experimaestro import Param, field
 
+from xpm_train.data.datasets import readable_at_planning
+from xpm_train.data.files import LocalFiles
 from xpm_train.data.tokenizers import Tokenizer
 from xpm_train.models.config import ModelConfig
 from xpm_train.tasks.checkpoint import Checkpoint, model_factory, restore_checkpoint
@@ -69,6 +71,19 @@ class FinetuneTask(TrainerTask):
             initial_params=self.initial_params,
             frozen=self.reference_params,
         )
+
+    def validate_lengths(self, problems: Problems, examples: Callable[[], list[Any]]) -> None:
+        """Examples longer than ``seq_len`` tokens, found at planning: ``examples()`` (the
+        training data's examples, read at planning when small enough) encoded as the job
+        would encode them."""
+        data = self.training_data()
+        if problems.found or (
+            isinstance(data, LocalFiles) and not readable_at_planning(*data.data_files())
+        ):
+            return
+        tokenizer = self.model_and_tokenizer()[1]
+        loader = self.data_loader()
+        problems.call("seq_len", lambda: loader.encode(examples(), tokenizer, self.seq_len))
 
 
 class ReferenceTask(FinetuneTask):

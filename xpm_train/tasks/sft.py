@@ -36,6 +36,7 @@ class SFT(FinetuneTask):
 
     def validate_stage(self, problems: Problems) -> None:
         problems.validate("completions", self.completions)
+        self.validate_lengths(problems, self.completions.pairs)
 
     def training_data(self) -> CompletionDataset:
         return self.completions

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from experimaestro import Config, Constant, Param, field
 
@@ -14,8 +15,11 @@ class Versioned(Config):
     """Mixin of every job task: the numerics version in its identity, the sources'
     fingerprint too with ``code_changes: rerun``; :meth:`record_code` when the job starts."""
 
-    numerics_version: Constant[str] = NUMERICS_VERSION
-    """Bumped by the project when a change moves results: every job runs again"""
+    if TYPE_CHECKING:  # a constant is not an argument of C(...): tell pyright
+        numerics_version: ClassVar[str]
+    else:
+        numerics_version: Constant[str] = NUMERICS_VERSION
+        """Bumped by the project when a change moves results: every job runs again"""
     code_fingerprint: Param[str | None] = field(default=None, ignore_default=True)
     """The xpm_train sources' fingerprint (``code_changes: rerun``): other sources, new jobs"""
 

@@ -245,7 +245,8 @@ class _Trainer:
                             f"tok/s {last['tokens_per_s']:.0f} eta {format_duration(eta)}",
                             flush=True,
                         )
-                        self.on_progress(done / total, desc)
+                        speed = f"tok/s {last['tokens_per_s']:.0f} eta {format_duration(eta)}"
+                        self.on_progress(done / total, f"{desc} {speed}")
                         window_start, window_steps, paused = time.perf_counter(), 0, 0.0
                     if eval_data and (done % settings.eval_interval == 0 or done == total):
                         pause = time.perf_counter()

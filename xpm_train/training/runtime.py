@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ def configure(workdir: Path | None = None) -> RuntimeSettings:
     from xpm_train.models import fast_ops, native
 
     settings = RuntimeSettings()
+    # absl (orbax's logger) writes ~200 INFO lines per job into its .err: keep its warnings.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     if switch("XPM_TRAIN_RUNTIME") is None:
         settings.skipped.append("compilation cache and malloc settings (XPM_TRAIN_RUNTIME=0)")
     else:
