@@ -24,13 +24,19 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The evaluation's metrics, in the order of its tables (others follow, sorted).
+EVALUATION_ORDER = ("loss", "accuracy", "perplexity", "train_accuracy")
+
+
 def evaluation_section(results: dict[str, dict[str, Any]]) -> list[str]:
-    """One table per held-out dataset: a row per stage, a column per metric."""
+    """One table per held-out dataset: a row per stage, a column per metric (loss and
+    exact-match accuracy first)."""
     lines = ["## Evaluation", ""]
     names = sorted({name for result in results.values() for name in result["datasets"]})
     for name in names:
         per_stage = {stage: result["datasets"].get(name, {}) for stage, result in results.items()}
-        metrics = sorted({key for values in per_stage.values() for key in values})
+        found = {key for values in per_stage.values() for key in values}
+        metrics = [m for m in EVALUATION_ORDER if m in found] + sorted(found - {*EVALUATION_ORDER})
         rows = [
             [stage, results[stage]["step"]] + [values.get(m, "") for m in metrics]
             for stage, values in per_stage.items()
@@ -39,15 +45,26 @@ def evaluation_section(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def training_section(curves: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The last logged training and held-out metrics of each stage, a table per stage."""
+def training_section(
+    curves: dict[str, list[dict[str, Any]]], key_metrics: dict[str, tuple[str, ...]]
+) -> list[str]:
+    """Per stage, its loss and key metrics (``key_metrics[stage]``) at the end of training,
+    on training and held-out data; every other logged metric in a collapsed table."""
     lines = ["## Final training metrics", ""]
     for stage, records in curves.items():
-        last: dict[str, Any] = {}
-        for kind in ("train", "eval"):
-            last.update(next((r for r in reversed(records) if r.get("kind") == kind), {}))
-        keys = sorted(k for k in last if k not in ("kind", "step"))
-        lines += [f"`{stage}`:", "", markdown_table(keys, [[last[k] for k in keys]]), ""]
+        train = next((r for r in reversed(records) if r.get("kind") == "train"), {})
+        held_out = next((r for r in reversed(records) if r.get("kind") == "eval"), {})
+        names = ["loss", *key_metrics.get(stage, ())]
+        rows = [["training", *[train.get(n, "") for n in names]]]
+        if held_out:
+            rows.append(["held-out", *[held_out.get(f"eval/{n}", "") for n in names]])
+        lines += [f"`{stage}`:", "", markdown_table(["", *names], rows), ""]
+        shown = {*names, *(f"eval/{n}" for n in names), "kind", "step"}
+        rest = {**train, **held_out}
+        others = sorted(key for key in rest if key not in shown)
+        if others:
+            lines += ["<details><summary>every other metric</summary>", ""]
+            lines += [markdown_table(others, [[rest[k] for k in others]]), "", "</details>", ""]
     return lines
 
 
@@ -65,6 +82,16 @@ class Report(Versioned, Task):
     """Stage job label -> the swept values that made it (empty without sweeps)"""
 
     report_path: Meta[Path] = field(default_factory=PathGenerator("report.md"))
+
+    def stage_key_metrics(self) -> dict[str, tuple[str, ...]]:
+        """Each job's stage kind's key metrics (``rewards/accuracies`` for dpo...)."""
+        from xpm_train.registry import registered
+
+        kinds = registered("stage")
+        return {
+            label: tuple(getattr(kinds.get(kind), "key_metrics", ()))
+            for label, kind in self.stage_kinds.items()
+        }
 
     def key_metric_finals(self, curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         """Each job's last held-out value of its stage kind's key metrics."""
@@ -100,7 +127,7 @@ class Report(Versioned, Task):
         }
         lines = [f"# {self.title}", ""]
         lines += sweep_section(results, self.points, self.key_metric_finals(curves), folder)
-        lines += evaluation_section(results) + training_section(curves)
+        lines += evaluation_section(results) + training_section(curves, self.stage_key_metrics())
         report_progress(0.5, f"plotting {len(results)} stages")
         lines += ["## Plots", "", "![training curves](training_curves.png)", ""]
         training_curves(curves, folder / "training_curves.png")
