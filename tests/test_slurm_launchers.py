@@ -206,6 +206,7 @@ def test_dry_run_of_the_slurm_experiment_needs_no_cluster(tmp_path):
     assert "  report: slurm (--nodes=1 --time=5 --partition=cpu --cpus-per-task=1;" in (
         result.stdout
     )
+    assert "reused from earlier runs" not in result.stdout  # a dry run runs nothing
 
 
 def test_process_counts_are_checked():

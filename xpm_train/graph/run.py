@@ -9,6 +9,7 @@ from typing import Any
 from experimaestro import Task
 from experimaestro.experiments import ExperimentHelper
 from experimaestro.launchers.direct import DirectLauncher
+from experimaestro.scheduler.workspace import RunMode
 
 from xpm_train.graph.dag import StageGraph
 from xpm_train.graph.experiment import plan_experiment, stage_launcher, validate_experiment
@@ -120,6 +121,7 @@ def run_experiment(
         helper.xp.scheduler.removelistener(console)
     if stopped is not None:
         raise stopped
-    print(console.summary(len(jobs)), flush=True)
+    if helper.xp.run_mode in (None, RunMode.NORMAL):  # a dry run runs nothing
+        print(console.summary(len(jobs)), flush=True)
     raise_on_failed_jobs(helper.xp)
     print(f"Report: {planned.report.report_path}", flush=True)
