@@ -87,7 +87,7 @@ def test_dirty_repo_warns_by_default(repo, tiny_jobs, tmp_path):
     assert code == 0, output[-3000:]
     assert f"WARN  xpm.experiment: {DIRTY}: {repo / 'experiments'}" in output
     assert "Report: " in output
-    assert "Process started" not in output
+    assert "running (log" not in output  # no job started
 
 
 def test_dirty_repo_fails_with_dirty_git_error(repo, tiny_jobs, tmp_path):
@@ -96,7 +96,7 @@ def test_dirty_repo_fails_with_dirty_git_error(repo, tiny_jobs, tmp_path):
     code, output = run_tiny(repo, workdir, "-c", "dirty_git=error")
     assert code != 0
     assert f"{DIRTY}: {repo / 'experiments'}" in output
-    assert "Submitting job" not in output
+    assert "running (log" not in output and "Jobs:" not in output
     assert not list((workdir / "experiments").glob("*/*/environment.json"))
 
 

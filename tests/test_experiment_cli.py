@@ -38,7 +38,7 @@ def test_tiny_pipeline_runs_then_reruns_only_what_changed(tmp_path):
     stamps = {log: log.stat().st_mtime_ns for log in logs}
     again = run_experiment(workdir, home)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Process started" not in again.stderr + again.stdout
+    assert "running (log" not in again.stderr + again.stdout  # no job started
     assert job_folders(workdir) == jobs
 
     changed = run_experiment(workdir, home, "-c", "stages.dpo.beta=0.2")
@@ -53,7 +53,7 @@ def test_tiny_pipeline_runs_then_reruns_only_what_changed(tmp_path):
         "report": 1,
     }
     assert all(log.stat().st_mtime_ns == stamp for log, stamp in stamps.items())
-    assert (changed.stderr + changed.stdout).count("Process started") == 3
+    assert (changed.stderr + changed.stdout).count(": running (log ") == 3
 
 
 def test_full_experiment_plans_the_whole_pipeline(tmp_path):
@@ -139,4 +139,4 @@ def test_a_sweep_runs_its_grid_and_an_extension_runs_only_the_new_points(tmp_pat
     after = job_folders(workdir)
     new = {task: len(set(after[task]) - set(jobs[task])) for task in after}
     assert new == {"pretrain": 1, "dpo": 2, "evaluate": 3, "report": 1}
-    assert (extended.stderr + extended.stdout).count("Process started") == 7
+    assert (extended.stderr + extended.stdout).count(": running (log ") == 7

@@ -72,6 +72,7 @@ class ConsoleListener(Listener):
         self.last_line: dict[str, float] = {}
         self.last_desc: dict[str, str] = {}
         self.ended: set[str] = set()
+        self.stopped: dict[str, int] = {}
         self.ran: set[str] = set()
 
     def print(self, label: str, text: str) -> None:
@@ -83,16 +84,34 @@ class ConsoleListener(Listener):
         if label is None or key in self.ended:
             return
         state = job.state
-        if state == JobState.RUNNING:
-            self.ran.add(key)
-            self.progress(key, label, job)
-        elif state == JobState.DONE and key in self.ran:
-            self.ended.add(key)
-            summary = ended_summary(Path(job.path))
-            self.print(label, f"done{': ' + summary if summary else ''} (log {job.stdout})")
+        if state == JobState.DONE:
+            if key in self.ran:  # else: done before this experiment (reused)
+                self.ended.add(key)
+                summary = ended_summary(Path(job.path))
+                self.print(label, f"done{': ' + summary if summary else ''} (log {job.stdout})")
+        elif state.is_error() and getattr(state.failure_reason, "name", "") == "TIMEOUT":
+            attempt = getattr(job, "retry_count", 0)
+            if self.stopped.get(key) == attempt:
+                return  # the same attempt, notified again
+            self.stopped[key] = attempt
+            self.print(
+                label,
+                f"stopped with a checkpoint (time limit or preemption, attempt {attempt}): "
+                "resubmitted unless its retries are spent, it resumes from that checkpoint",
+            )
+            self.last_line.pop(key, None)  # the next attempt prints its own lines
         elif state.is_error():
             self.ended.add(key)
-            self.print(label, f"failed (log {job.stderr})")
+            if getattr(state.failure_reason, "name", "") == "DEPENDENCY":
+                self.ran.discard(key)
+                self.print(label, "not run: a job it needs failed")
+            else:
+                self.ran.add(key)
+                self.print(label, f"failed (log {job.stderr})")
+        else:  # waiting, scheduled or running: this experiment runs it
+            self.ran.add(key)
+            if state == JobState.RUNNING:
+                self.progress(key, label, job)
 
     def progress(self, key: str, label: str, job: Any) -> None:
         levels = getattr(job, "progress", None) or []
