@@ -50,18 +50,20 @@ def test_one_process_holds_every_row():
     assert np.array_equal(np.asarray(placed["tokens"]), batch["tokens"])
 
 
-def _single_device_losses(tmp_path):
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The losses of the run on one device, the reference of every mesh."""
     from xpm_train.training.loop import train
     from xpm_train.training.metrics import read_metrics
 
     from .support.tiny import run_paths, tiny_settings, tiny_stage
 
-    train(tiny_stage(), tiny_settings(total_steps=8, micro_batch_size=1), run_paths(tmp_path))
-    return [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl", "train")]
+    folder = tmp_path_factory.mktemp("single")
+    train(tiny_stage(), tiny_settings(total_steps=8, micro_batch_size=1), run_paths(folder))
+    return [r["loss"] for r in read_metrics(folder / "metrics.jsonl", "train")]
 
 
-def test_data_and_model_parallel_match_one_device(tmp_path):
-    single = _single_device_losses(tmp_path)
+def test_data_and_model_parallel_match_one_device(single):
     meshes = {"data_parallel": {}, "model_parallel": {"model_parallel": 2}}
     result = run_on_devices(2, SCRIPT, __import__("json").dumps(meshes))
     for name in meshes:
@@ -69,10 +71,9 @@ def test_data_and_model_parallel_match_one_device(tmp_path):
 
 
 @pytest.mark.parametrize("devices", [4, 8])
-def test_fsdp_matches_one_device_and_splits_the_state(tmp_path, devices):
+def test_fsdp_matches_one_device_and_splits_the_state(single, devices):
     """fsdp over every device, and fsdp x model: the losses of one device; the parameters
     and optimizer state held by one device drop to about 1/fsdp of the whole."""
-    single = _single_device_losses(tmp_path)
     meshes = {
         "data": {},
         "fsdp": {"fsdp": -1},
