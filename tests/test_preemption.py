@@ -23,7 +23,7 @@ PRETRAIN_ONLY = """
 imports: [{project}/yaml/tiny.yaml]
 dirty_git: ignore
 stages:
-  pretrain: {{steps: 1200, checkpoint_interval: 200, eval_interval: 400, log_interval: 100}}
+  pretrain: {{steps: 600, checkpoint_interval: 200, eval_interval: 300, log_interval: 100}}
   kl: null
   dpo: null
 """
@@ -73,7 +73,7 @@ def test_sigterm_writes_a_checkpoint_and_a_rerun_resumes(tmp_path):
     assert "received signal 15: stopping after this step with a checkpoint" in log
     stopped = next(line for line in log.splitlines() if line.startswith("SIGTERM: stopped at"))
     step = int(stopped.split("step ")[1].split("/")[0])
-    assert 200 <= step < 1200 and (folder / "checkpoints" / str(step)).is_dir()
+    assert 200 <= step < 600 and (folder / "checkpoints" / str(step)).is_dir()
     assert "running the experiment again resumes from it" in stderr
     assert "Traceback" not in stderr
 

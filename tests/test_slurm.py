@@ -286,7 +286,7 @@ def test_time_limit_stops_requeues_and_resumes_to_the_same_parameters(
     # Every attempt but the last stopped itself before SLURM's limit (exit code 1), the last
     # one finished; SLURM never had to kill one (TIMEOUT).
     assert [a.state for a in attempts] == ["FAILED"] * (len(attempts) - 1) + ["COMPLETED"]
-    assert "stopped with a checkpoint (time limit or preemption, attempt " in run.stdout
+    assert "timed out - restarting" in run.stderr
     earlier = sorted(set(folder.glob("pretrain.*.out")) - {folder / "pretrain.out"})
     assert len(earlier) == len(attempts) - 1
     assert all("time limit: stopped at step " in log.read_text() for log in earlier)

@@ -149,6 +149,7 @@ def multi_partition(slurm_cluster) -> None:
         )
 
 
+@pytest.mark.slow  # a third SLURM pipeline, about a minute (pytest -m slow, with a cluster)
 def test_two_nodes_of_one_task_match_one_node_of_two_tasks(
     slurm_cluster, multi_partition, cancel_leftovers, two_processes, tmp_path
 ):
@@ -178,6 +179,7 @@ def test_two_nodes_of_one_task_match_one_node_of_two_tasks(
     assert losses(folder)[:8] == pytest.approx(losses(reference)[:8], rel=1e-5)
 
 
+@pytest.mark.slow  # about 30 s (pytest -m slow, with a cluster)
 def test_a_process_that_dies_fails_the_job_at_once(slurm_cluster, cancel_leftovers, tmp_path):
     run = start(MULTIPROCESS, tmp_path / "ws")
     folder, job_id = running_attempt(run, tmp_path / "ws", 50)
