@@ -33,27 +33,14 @@ def worker(args: argparse.Namespace) -> None:
 
     processes.initialize()
     import jax
+    from loop_speed import components  # the same model and data as the loop benchmark
 
     from xpm_train.data.blocks import BlockData
     from xpm_train.objectives.language_model import NextTokenPrediction
-    from xpm_train.registry import build
     from xpm_train.training.loop import LoopSettings, RunPaths, Stage, train
     from xpm_train.training.metrics import read_metrics
 
-    specs = {
-        "model": {
-            "name": "transformer",
-            "d_model": args.d_model,
-            "n_layers": args.layers,
-            "n_heads": args.heads,
-            "max_seq_len": args.seq_len,
-        },
-        "tokenizer": {"name": "bytes"},
-        "dataset": {"name": "arithmetic", "n_examples": 6000},
-        "optimizer": {"name": "adamw"},
-        "schedule": {"name": "cosine", "lr": 3e-3, "lr_warmup_steps": 10},
-    }
-    parts: dict[str, Any] = {kind: build(kind, spec).instance() for kind, spec in specs.items()}
+    parts: dict[str, Any] = components(args)
     data = BlockData.from_dataset(
         parts["dataset"], parts["tokenizer"], args.seq_len, args.batch_size, 0.05, 1, seed=0
     )

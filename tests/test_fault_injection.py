@@ -12,16 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
-import numpy as np
 import pytest
-
-from xpm_train.tasks.checkpoint import load_checkpoint
-from xpm_train.training.metrics import read_metrics
 
 from .cli import job_folders
 from .conftest import PROJECT
-from .test_preemption import job_process
+from .test_preemption import assert_same_run, job_process
 
 PRETRAIN_ONLY = f"""
 imports: [{PROJECT}/yaml/tiny.yaml]
@@ -97,15 +92,4 @@ def test_sigkill_at_any_moment_then_rerun_ends_like_an_uninterrupted_run(tmp_pat
     assert final.returncode == 0, stderr[-3000:]
     assert "resuming from checkpoint" in (folder / "pretrain.out").read_text()
 
-    _, stderr = reference.communicate(timeout=300)
-    assert reference.returncode == 0, stderr[-3000:]
-    (expected,) = job_folders(tmp_path / "reference")["pretrain"]
-    jax.tree.map(
-        np.testing.assert_array_equal,
-        load_checkpoint(expected).params,
-        load_checkpoint(folder).params,
-    )
-    losses = [
-        [r["loss"] for r in read_metrics(f / "metrics.jsonl", "train")] for f in (expected, folder)
-    ]
-    assert losses[0] == losses[1]
+    assert_same_run(reference, tmp_path / "reference", folder)

@@ -43,6 +43,23 @@ def start(yaml: Path, workdir: Path) -> subprocess.Popen:
     )
 
 
+def assert_same_run(reference: subprocess.Popen, workdir: Path, folder: Path) -> None:
+    """The pretrain job of the ``reference`` run (in ``workdir``) and the one in ``folder``
+    end with the same parameters and the same training losses."""
+    _, stderr = reference.communicate(timeout=300)
+    assert reference.returncode == 0, stderr[-3000:]
+    (expected,) = job_folders(workdir)["pretrain"]
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        load_checkpoint(expected).params,
+        load_checkpoint(folder).params,
+    )
+    losses = [
+        [r["loss"] for r in read_metrics(f / "metrics.jsonl", "train")] for f in (expected, folder)
+    ]
+    assert losses[0] == losses[1]
+
+
 def job_process(folder: Path) -> int:
     """The pid of the job process running in ``folder``."""
     found = subprocess.run(["pgrep", "-f", "pretrain.py"], capture_output=True, text=True)
@@ -83,15 +100,4 @@ def test_sigterm_writes_a_checkpoint_and_a_rerun_resumes(tmp_path):
     assert f"resuming from checkpoint {folder / 'checkpoints' / str(step)}" in (
         (folder / "pretrain.out").read_text()
     )
-    _, stderr = reference.communicate(timeout=300)
-    assert reference.returncode == 0, stderr[-3000:]
-    (expected,) = job_folders(tmp_path / "reference")["pretrain"]
-    jax.tree.map(
-        np.testing.assert_array_equal,
-        load_checkpoint(expected).params,
-        load_checkpoint(folder).params,
-    )
-    losses = [
-        [r["loss"] for r in read_metrics(f / "metrics.jsonl", "train")] for f in (expected, folder)
-    ]
-    assert losses[0] == losses[1]
+    assert_same_run(reference, tmp_path / "reference", folder)
