@@ -46,17 +46,22 @@ def components(args: argparse.Namespace) -> dict:
     return {kind: build(kind, spec).instance() for kind, spec in specs.items()}
 
 
-def xpm_train_tokens_per_s(args: argparse.Namespace, parts: dict) -> float:
+def pretrain_stage(args: argparse.Namespace, parts: dict) -> Stage:
+    """The loop's stage of the components: next-token prediction on their packed data."""
     data = BlockData.from_dataset(
         parts["dataset"], parts["tokenizer"], args.seq_len, args.batch_size, 0.05, 1, seed=0
     )
-    stage = Stage(
+    return Stage(
         make_model=lambda: parts["model"].create(parts["tokenizer"].vocab_size, seed=0),
         objective=NextTokenPrediction(),
         optimizer=parts["optimizer"],
         schedule=parts["schedule"],
         data=data,
     )
+
+
+def xpm_train_tokens_per_s(args: argparse.Namespace, parts: dict) -> float:
+    stage = pretrain_stage(args, parts)
     settings = LoopSettings(
         total_steps=args.steps + 1,
         batch_size=args.batch_size,

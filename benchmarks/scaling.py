@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve()
 
@@ -33,24 +32,12 @@ def worker(args: argparse.Namespace) -> None:
 
     processes.initialize()
     import jax
-    from loop_speed import components  # the same model and data as the loop benchmark
+    from loop_speed import components, pretrain_stage  # the loop benchmark's model and data
 
-    from xpm_train.data.blocks import BlockData
-    from xpm_train.objectives.language_model import NextTokenPrediction
-    from xpm_train.training.loop import LoopSettings, RunPaths, Stage, train
+    from xpm_train.training.loop import LoopSettings, RunPaths, train
     from xpm_train.training.metrics import read_metrics
 
-    parts: dict[str, Any] = components(args)
-    data = BlockData.from_dataset(
-        parts["dataset"], parts["tokenizer"], args.seq_len, args.batch_size, 0.05, 1, seed=0
-    )
-    stage = Stage(
-        make_model=lambda: parts["model"].create(parts["tokenizer"].vocab_size, seed=0),
-        objective=NextTokenPrediction(),
-        optimizer=parts["optimizer"],
-        schedule=parts["schedule"],
-        data=data,
-    )
+    stage = pretrain_stage(args, components(args))
     devices = jax.device_count()
     settings = LoopSettings(
         total_steps=args.steps,

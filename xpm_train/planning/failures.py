@@ -176,13 +176,14 @@ def first_failed_process(lines: list[str]) -> str | None:
     return None
 
 
+def upstream_jobs(job: Job) -> list[Job]:
+    """The jobs ``job`` depends on (not its tokens, such as ``launcher.local_jobs``')."""
+    origins = [getattr(dependency, "origin", None) for dependency in job.dependencies]
+    return [origin for origin in origins if hasattr(origin, "relpath")]
+
+
 def _describe_not_run(job: Job) -> str:
-    upstream = [
-        _name(dependency.origin)
-        for dependency in job.dependencies
-        if hasattr(getattr(dependency, "origin", None), "relpath")  # a job, not a token
-        and _state(dependency.origin).is_error()
-    ]
+    upstream = [_name(origin) for origin in upstream_jobs(job) if _state(origin).is_error()]
     cause = f" ({', '.join(sorted(upstream))})" if upstream else ""
     return f"Job {_name(job)} not run: dependency failed{cause}\n  folder: {job.path}"
 

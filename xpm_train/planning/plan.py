@@ -22,6 +22,7 @@ from experimaestro import Config
 
 from xpm_train.planning import calibrate
 from xpm_train.planning.cost import earlier_jobs, estimate, job_wall, shape_id, shape_of, work
+from xpm_train.planning.failures import upstream_jobs
 from xpm_train.tasks.trainer import TrainerTask
 
 
@@ -72,11 +73,7 @@ def describe_job(task: Config, cost: dict[str, Any] | None = None) -> dict[str, 
         "job": _job_name(job),
         "state": _state(job),
         "parameters": _config(task),
-        "depends on": sorted(
-            _job_name(dependency.origin)
-            for dependency in job.dependencies
-            if hasattr(dependency.origin, "relpath")  # jobs, not tokens (launcher.local_jobs)
-        ),
+        "depends on": sorted(_job_name(origin) for origin in upstream_jobs(job)),
     }
     if cost is not None:
         state = described["state"]

@@ -26,14 +26,17 @@ from typing import Any
 from experimaestro.exceptions import GracefulTimeout
 
 
+def _stopped(step: int, total: int, checkpoint: str, then: str) -> str:
+    return f"SIGTERM: stopped at step {step}/{total} after writing checkpoint {checkpoint}; {then}"
+
+
 class Preempted(GracefulTimeout):
     """SLURM signalled a running job: it stopped after writing a checkpoint of ``step``."""
 
     def __init__(self, step: int, total: int, checkpoint: str):
         self.step, self.total = step, total
         super().__init__(
-            f"SIGTERM: stopped at step {step}/{total} after writing checkpoint {checkpoint}; "
-            "the job resumes from it when resubmitted"
+            _stopped(step, total, checkpoint, "the job resumes from it when resubmitted")
         )
 
 
@@ -43,8 +46,7 @@ class StoppedBySignal(RuntimeError):
     def __init__(self, step: int, total: int, checkpoint: str):
         self.step, self.total = step, total
         super().__init__(
-            f"SIGTERM: stopped at step {step}/{total} after writing checkpoint {checkpoint}; "
-            "running the experiment again resumes from it"
+            _stopped(step, total, checkpoint, "running the experiment again resumes from it")
         )
 
 
