@@ -3,6 +3,7 @@ yaml/tiny.yaml merged with overrides as the CLI merges them (nothing is submitte
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from xpm_train.graph.dag import StageGraph, StageInstance
@@ -10,6 +11,7 @@ from xpm_train.graph.experiment import held_out_splits, validate_experiment
 from xpm_train.planning.sources import Sources
 from xpm_train.validation import Problems
 
+from .cli import run_experiment
 from .conftest import PROJECT
 
 TINY = PROJECT / "yaml" / "tiny.yaml"
@@ -89,3 +91,33 @@ def test_held_out_splits_are_named_by_stage_and_by_job_when_a_stage_sweeps_its_d
         "kl[kl.dataset.n_examples=300]",
         "pretrain",
     ]
+
+
+def test_jobs_are_tagged_with_their_stage_and_grid_point_and_tags_stay_their_own(tmp_path):
+    """What experimaestro's TUI and ``xpm-train monitor`` show next to each job, as a dry run
+    of the real CLI submits them: an upstream job's ``stage`` tag does not propagate into the
+    jobs that take its checkpoint, nor every evaluation's into the report (no tag conflict)."""
+    done = run_experiment(
+        tmp_path / "runs",
+        tmp_path / "home",
+        "--run-mode",
+        "dry_run",
+        "-c",
+        "stages.dpo.beta={sweep: [0.1, 0.5]}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    simulated = re.findall(
+        r"Simulating xpm_train\.tasks\.\S+\.(\w+)/[0-9a-f]{64} ?(.*)", done.stdout + done.stderr
+    )
+    assert sorted(simulated) == [
+        ("dpo", "(stage=dpo, dpo_beta=0.1)"),
+        ("dpo", "(stage=dpo, dpo_beta=0.5)"),
+        ("evaluate", "(evaluates=dpo, dpo_beta=0.1)"),
+        ("evaluate", "(evaluates=dpo, dpo_beta=0.5)"),
+        ("evaluate", "(evaluates=kl)"),
+        ("evaluate", "(evaluates=pretrain)"),
+        ("klstage", "(stage=kl)"),
+        ("pretrain", "(stage=pretrain)"),
+        ("report", ""),
+    ]
+    assert "conflicting" not in done.stdout + done.stderr

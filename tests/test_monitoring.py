@@ -8,6 +8,8 @@ import asyncio
 import json
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -145,6 +147,12 @@ def test_turning_the_logger_off_reuses_the_done_jobs(run):
     assert "running (log" not in again.stderr + again.stdout  # no job started
 
 
+def run_ids(workdir: Path) -> set[str]:
+    """The runs of the tiny experiment (the module's run, then the test rerunning it)."""
+    folders = (workdir / "experiments/xpm-train-tiny").iterdir()
+    return {p.name for p in folders if p.is_dir() and not p.is_symlink()}
+
+
 async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float = 20) -> None:
     for _ in range(int(timeout / 0.05)):
         if condition():
@@ -172,16 +180,46 @@ def test_experimaestro_tui_lists_our_jobs_done_with_the_host(run):
             await pilot.press("enter")
             jobs = app.query_one("#jobs-table", DataTable)
             await wait_for(pilot, lambda: jobs.row_count == 7)
-            return columns, rows, [jobs.get_row_at(i) for i in range(jobs.row_count)]
+            listed = [jobs.get_row_at(i) for i in range(jobs.row_count)]
+            await pilot.press("escape")
+            experiments.focus()
+            await pilot.press("d")  # the experiment's runs, each with its jobs
+            runs = app.query_one("#runs-table", DataTable)
+            await wait_for(pilot, lambda: runs.row_count > 0)
+            return columns, rows, listed, [runs.get_row_at(i) for i in range(runs.row_count)]
 
-    columns, rows, jobs = asyncio.run(scenario())
+    columns, rows, jobs, runs = asyncio.run(scenario())
     (row,) = rows
     assert row[columns.index("ID")] == "xpm-train-tiny"
     assert row[columns.index("Host")] == socket.gethostname()
     assert "Done" in str(row[columns.index("Status")])
-    tasks = sorted(str(job[1]).rsplit(".", 1)[-1] for job in jobs)
-    assert tasks == ["dpo", "evaluate", "evaluate", "evaluate", "klstage", "pretrain", "report"]
+    tasks = sorted((str(job[1]).rsplit(".", 1)[-1], str(job[3])) for job in jobs)
+    assert tasks == [
+        ("dpo", "stage=dpo"),
+        ("evaluate", "evaluates=dpo"),
+        ("evaluate", "evaluates=kl"),
+        ("evaluate", "evaluates=pretrain"),
+        ("klstage", "stage=kl"),
+        ("pretrain", "stage=pretrain"),
+        ("report", "-"),
+    ]
     assert all(str(job[2]) == "✅" for job in jobs)
+    assert sorted(str(r[0]) for r in runs) == sorted(run_ids(run["workdir"]))
+
+
+def test_experimaestro_jobs_commands_select_jobs_by_their_tags(run):
+    """docs/monitoring.md: ``--filter`` on the tags the experiment gives each job."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "experimaestro", "jobs", "--workdir", str(run["workdir"]), "list"]
+        + ["--experiment", "xpm-train-tiny", "--tags", "--filter", 'evaluates = "dpo"'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    (line,) = [line for line in listed.stdout.splitlines() if line.strip()]
+    assert line.startswith("DONE    xpm_train.tasks.evaluate.evaluate/")
+    assert line.endswith(" evaluates=dpo")
 
 
 def test_monitor_lists_jobs_and_plots_the_curves_as_they_grow(run):
@@ -196,16 +234,25 @@ def test_monitor_lists_jobs_and_plots_the_curves_as_they_grow(run):
             await wait_for(pilot, lambda: app.loads > 0)
             table = app.query_one("#jobs", DataTable)
             rows = [table.get_row_at(i) for i in range(table.row_count)]
-            assert sorted(r[1] for r in rows) == [
+            assert sorted(r[2] for r in rows) == [
                 "dpo",
-                "evaluate",
-                "evaluate",
-                "evaluate",
+                "evaluate dpo",
+                "evaluate kl",
+                "evaluate pretrain",
                 "kl",
                 "pretrain",
                 "report",
             ]
-            assert {(r[0], r[3], r[4]) for r in rows} == {("xpm-train-tiny", "done", "100%")}
+            latest = (run["workdir"] / "experiments/xpm-train-tiny/current").resolve().name
+            assert {(r[0], r[1], r[5], r[6]) for r in rows} == {
+                ("xpm-train-tiny", latest, "done", "100%")
+            }
+            runs = run_ids(run["workdir"])
+            await pilot.press("a")  # every run of the experiment: the first run's jobs too
+            await wait_for(pilot, lambda: table.row_count == 7 * len(runs))
+            assert {table.get_row_at(i)[1] for i in range(table.row_count)} == runs
+            await pilot.press("a")
+            await wait_for(pilot, lambda: table.row_count == 7)
             key = next(k for k, job in app.jobs.items() if job.stage == "pretrain")
             app.select(key)
             assert app.records == read_metrics(metrics)

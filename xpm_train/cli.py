@@ -12,7 +12,9 @@ def monitor(arguments: argparse.Namespace) -> int:
     from xpm_train.monitor.app import MonitorApp
 
     try:
-        app = MonitorApp(arguments.workdir, arguments.experiment, arguments.interval)
+        app = MonitorApp(
+            arguments.workdir, arguments.experiment, arguments.interval, arguments.all_runs
+        )
     except FileNotFoundError as error:
         print(f"xpm-train monitor: {error}", file=sys.stderr)
         return 2
@@ -84,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     watch.add_argument("workdir", type=Path, help="the experimaestro workdir (--workdir)")
     watch.add_argument("--experiment", help="only this experiment id")
+    watch.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="list the jobs of every run of each experiment, not only the latest (key a)",
+    )
     watch.add_argument(
         "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
     )

@@ -5,6 +5,7 @@
 # constructor. Everything else is re-exported from the installed modules.
 from pathlib import Path as Path
 from typing import Annotated as Annotated
+from typing import TypeVar
 
 from _typeshed import Incomplete
 from experimaestro.actions import Action as Action
@@ -18,8 +19,6 @@ from experimaestro.annotations import cache as cache
 from experimaestro.annotations import config_only as config_only
 from experimaestro.annotations import deprecate as deprecate
 from experimaestro.annotations import initializer as initializer
-from experimaestro.annotations import stop_tags as stop_tags
-from experimaestro.annotations import tag as tag
 from experimaestro.annotations import tags as tags
 from experimaestro.annotations import tagspath as tagspath
 from experimaestro.checkers import Choices as Choices
@@ -85,5 +84,12 @@ from experimaestro.xpmutils import DirectoryContext as DirectoryContext
 
 __version__: str
 set_launcher = Workspace.set_launcher
+
+_Value = TypeVar("_Value")
+
+# tag() and stop_tags() wrap the value they are given for the Config that receives it: typed
+# as the value, so that ``Evaluate.C(checkpoint=stop_tags(checkpoint))`` stays checked.
+def tag(value: _Value) -> _Value: ...
+def stop_tags(value: _Value) -> _Value: ...
 
 def __getattr__(name: str) -> Incomplete: ...

@@ -7,10 +7,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from experimaestro import stop_tags
 from experimaestro.utils.config import validate_attrs
 
 from xpm_train.data.datasets import TextDataset
-from xpm_train.graph.dag import Materialise, StageGraph, StageInstance
+from xpm_train.graph.dag import (
+    EVALUATES_TAG,
+    Materialise,
+    StageGraph,
+    StageInstance,
+    tag_job,
+)
 from xpm_train.graph.sections import convert_value, parameters
 from xpm_train.graph.sweeps import format_value
 from xpm_train.launchers.config import LauncherBlock, LauncherChoice, LauncherSection
@@ -155,7 +162,8 @@ def plan_experiment(
         )
         return None, [("stages", message)]
     for instance in models:
-        task = Evaluate.C(checkpoint=instance.output, datasets=splits, **settings)
+        task = Evaluate.C(checkpoint=stop_tags(instance.output), datasets=splits, **settings)
+        tag_job(task, EVALUATES_TAG, instance.stage, instance.point)
         local = Problems()
         local.validate("", task)
         found += [(f"evaluation.{key}".rstrip("."), m) for key, m in local.found]
@@ -166,7 +174,7 @@ def plan_experiment(
         return PlannedExperiment(instances, evaluations, None), []
     outputs = {label: submit(task, "evaluation") for label, task in evaluations.items()}
     report = Report.C(
-        evaluations=outputs,
+        evaluations=stop_tags(outputs),
         title=title,
         stage_kinds={i.label: i.kind for i in models},
         points={i.label: {k: format_value(v) for k, v in i.point.items()} for i in models},

@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from experimaestro import Config
+from experimaestro import Config, stop_tags
 from experimaestro.core.types import ArrayType, ObjectType
 
 from xpm_train.data.datasets import TextDataset
@@ -197,6 +197,9 @@ def _build_config(
         if value is None and not arguments[key].required:
             continue  # null: the parameter's default
         converted[key] = convert_value(arguments[key], value, path, problems, upstream)
+        if isinstance(value, str) and isinstance(converted[key], Config):
+            # an upstream stage's output: its job's tags stay its own (docs/monitoring.md)
+            converted[key] = stop_tags(converted[key])
     for key, argument in arguments.items():
         if argument.required and key not in values:
             doc = f" ({argument.help})" if argument.help else ""

@@ -1,10 +1,12 @@
 """``xpm-train monitor WORKDIR``: the xpm-train jobs of a workdir and their training curves.
 
-The left side lists every xpm-train job of the workdir's experiments (state, progress and
-the job's own progress line); the right side plots the highlighted job's loss (training and
-held-out) and one more panel of its metrics (``m`` cycles through learning rate, gradient
-norm and the stage's key metrics). Everything is re-read every ``interval`` seconds; a
-running job's curves grow as its ``metrics.jsonl`` does.
+The left side lists every xpm-train job of the latest run of the workdir's experiments (or,
+``a``, of every run experimaestro keeps): its stage (or the stage it evaluates) and grid
+point from the experiment's tags, state, progress and the job's own progress line; the right
+side plots the highlighted job's loss (training and held-out) and one more panel of its
+metrics (``m`` cycles through learning rate, gradient norm and the stage's key metrics).
+Everything is re-read every ``interval`` seconds; a running job's curves grow as its
+``metrics.jsonl`` does.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from xpm_train.reporting.plots import job_panels, metric_series
 #: Column keys and titles of the jobs table.
 COLUMNS = (
     ("experiment", "Experiment"),
+    ("run", "Run"),
     ("stage", "Stage"),
+    ("point", "Grid point"),
     ("job", "Job"),
     ("state", "State"),
     ("progress", "Progress"),
@@ -61,12 +65,21 @@ class MonitorApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("r", "reload", "Refresh"),
         Binding("m", "next_panel", "Next metrics"),
+        Binding("a", "toggle_runs", "All runs"),
     ]
 
-    def __init__(self, workdir: Path, experiment: str | None = None, interval: float = 2.0):
+    def __init__(
+        self,
+        workdir: Path,
+        experiment: str | None = None,
+        interval: float = 2.0,
+        all_runs: bool = False,
+    ):
         super().__init__()
         self.workspace = Workspace(workdir)
         self.only = experiment
+        self.all_runs = all_runs
+        """Whether earlier runs of the experiments are listed too"""
         self.interval = interval
         self.sub_title = str(self.workspace.workdir)
         self.experiments: list[ExperimentEntry] = []
@@ -101,9 +114,14 @@ class MonitorApp(App[None]):
     def action_reload(self) -> None:
         self.load_workspace()
 
+    def action_toggle_runs(self) -> None:
+        self.all_runs = not self.all_runs
+        self.notify("every run of each experiment" if self.all_runs else "latest runs only")
+        self.load_workspace()
+
     @work(thread=True, exclusive=True, group="reload")
     def load_workspace(self) -> None:
-        experiments = self.workspace.experiments(self.only, refresh=True)
+        experiments = self.workspace.experiments(self.only, True, self.all_runs)
         self.call_from_thread(self.show_experiments, experiments)
 
     def show_experiments(self, experiments: list[ExperimentEntry]) -> None:
@@ -133,7 +151,9 @@ class MonitorApp(App[None]):
         state = STATE_LABELS.get(job.state, job.state)
         return (
             job.experiment,
+            job.run,
             job.stage,
+            job.point,
             job.job_id[:8],
             state,
             progress_text(job),
@@ -145,7 +165,7 @@ class MonitorApp(App[None]):
             self.select(event.row_key.value)
 
     def select(self, key: str) -> None:
-        """Show the curves of the job ``key`` (``<task id>/<job id>``)."""
+        """Show the curves of the job ``key`` (``JobEntry.key``)."""
         if key != self.selected:
             self.selected = key
             self.panel = 0

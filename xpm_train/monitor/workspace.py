@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xpm_train.graph.dag import EVALUATES_TAG, STAGE_TAG
+
 #: Task ids of this package start with this.
 TASK_PREFIX = "xpm_train."
 
@@ -29,9 +31,11 @@ def stage_of(task_id: str) -> str:
 
 @dataclass
 class JobEntry:
-    """One job of an experiment's current run."""
+    """One job of an experiment run."""
 
     experiment: str
+    run: str
+    """The experimaestro run id (``20261125_235220``)"""
     task_id: str
     job_id: str
     folder: Path
@@ -39,14 +43,28 @@ class JobEntry:
     """experimaestro's state name: ``done``, ``running``, ``error``, ``waiting``..."""
     progress: float | None = None
     description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The experiment's tags of the job: its stage (or the stage it evaluates) and grid point"""
 
     @property
     def stage(self) -> str:
+        """The stage's name in the experiment file, ``evaluate <stage>`` for an evaluation of
+        its checkpoint; the kind for jobs without tags (runs before tags were written)."""
+        if STAGE_TAG in self.tags:
+            return self.tags[STAGE_TAG]
+        if EVALUATES_TAG in self.tags:
+            return f"evaluate {self.tags[EVALUATES_TAG]}"
         return stage_of(self.task_id)
 
     @property
+    def point(self) -> str:
+        """The grid point the job belongs to: ``pretrain_schedule_lr=0.003, dpo_beta=0.1``."""
+        swept = {k: v for k, v in self.tags.items() if k not in (STAGE_TAG, EVALUATES_TAG)}
+        return ", ".join(f"{key}={value}" for key, value in swept.items())
+
+    @property
     def key(self) -> str:
-        return f"{self.task_id}/{self.job_id}"
+        return f"{self.experiment}/{self.run}/{self.task_id}/{self.job_id}"
 
     @property
     def metrics_path(self) -> Path:
@@ -55,9 +73,14 @@ class JobEntry:
 
 @dataclass
 class ExperimentEntry:
+    """One run of an experiment."""
+
     experiment: str
+    run: str
     host: str
     status: str
+    latest: bool = True
+    """Whether it is the experiment's latest run"""
     jobs: list[JobEntry] = field(default_factory=list)
 
 
@@ -74,9 +97,10 @@ def last_progress(folder: Path) -> tuple[float | None, str]:
     return progress, desc
 
 
-def _entry(experiment: str, job: Any) -> JobEntry:
+def _entry(experiment: str, run: str, job: Any, tags: dict[str, str]) -> JobEntry:
     state = getattr(job.state, "name", str(job.state)).lower()
-    entry = JobEntry(experiment, job.task_id, job.identifier, Path(job.path), state)
+    folder = Path(job.path)
+    entry = JobEntry(experiment, run, job.task_id, job.identifier, folder, state, tags=tags)
     levels = [level for level in (job.progress or []) if level.level == 0]
     if levels:
         entry.progress, entry.description = levels[-1].progress, levels[-1].desc or ""
@@ -96,19 +120,38 @@ class Workspace:
             raise FileNotFoundError(f"{self.workdir} is not an experimaestro workdir")
         self.provider = WorkspaceStateProvider.get_instance(self.workdir)
 
-    def experiments(self, only: str | None = None, refresh: bool = False) -> list[ExperimentEntry]:
-        """Each experiment (or only the one named ``only``) with its xpm-train jobs."""
+    def experiments(
+        self, only: str | None = None, refresh: bool = False, all_runs: bool = False
+    ) -> list[ExperimentEntry]:
+        """The latest run of each experiment (or only of the one named ``only``) with its
+        xpm-train jobs; with ``all_runs``, every run experimaestro keeps, latest first."""
         entries = []
-        for experiment in self.provider.get_experiments(refresh=refresh):
+        for experiment in sorted(
+            self.provider.get_experiments(refresh=refresh), key=lambda e: e.experiment_id
+        ):
             name = experiment.experiment_id
             if only is not None and name != only:
                 continue
-            status = getattr(experiment.status, "value", str(experiment.status))
-            entry = ExperimentEntry(name, experiment.hostname or "", str(status).lower())
-            jobs = self.provider.get_jobs(name, refresh=refresh)
-            entry.jobs = [_entry(name, j) for j in jobs if j.task_id.startswith(TASK_PREFIX)]
-            entries.append(entry)
-        return sorted(entries, key=lambda e: e.experiment)
+            runs = [experiment]
+            if all_runs:
+                found = self.provider.get_experiment_runs(name, refresh=refresh)
+                runs = sorted(found, key=lambda run: str(run.run_id), reverse=True) or runs
+            for run in runs:
+                entries.append(self._run(run, run.run_id == experiment.run_id, refresh))
+        return entries
+
+    def _run(self, run: Any, latest: bool, refresh: bool) -> ExperimentEntry:
+        name, run_id = run.experiment_id, str(run.run_id)
+        status = str(getattr(run.status, "value", run.status)).lower()
+        entry = ExperimentEntry(name, run_id, run.hostname or "", status, latest)
+        jobs = self.provider.get_jobs(name, run_id=run_id, refresh=refresh)
+        tags = self.provider.get_tags_map(name, run_id, refresh=refresh)
+        entry.jobs = [
+            _entry(name, run_id, job, dict(tags.get(job.identifier) or {}))
+            for job in jobs
+            if job.task_id.startswith(TASK_PREFIX)
+        ]
+        return entry
 
 
 def complete_records(path: Path) -> list[dict[str, Any]]:
@@ -149,6 +192,9 @@ class MetricsCache:
 def job_details(job: JobEntry) -> str:
     """A few lines about a job that has no curves (evaluations, reports) or about its files."""
     lines = [f"{job.task_id}/{job.job_id[:8]}  {job.state}", f"folder: {job.folder}"]
+    lines.append(f"experiment {job.experiment}, run {job.run}")
+    if job.point:
+        lines.append(f"grid point: {job.point}")
     evaluation = job.folder / "metrics.json"
     if evaluation.exists():
         record = json.loads(evaluation.read_text())
