@@ -223,7 +223,9 @@ def test_experimaestro_jobs_commands_select_jobs_by_their_tags(run):
 
 
 def test_monitor_lists_jobs_and_plots_the_curves_as_they_grow(run):
-    from xpm_train.monitor.app import MonitorApp
+    from xpm_train.monitor.app import COLUMNS, MonitorApp
+
+    names = [key for key, _ in COLUMNS]
 
     metrics = run["pretrain"] / "metrics.jsonl"
     original = metrics.read_text()
@@ -233,8 +235,10 @@ def test_monitor_lists_jobs_and_plots_the_curves_as_they_grow(run):
         async with app.run_test(size=(160, 45)) as pilot:
             await wait_for(pilot, lambda: app.loads > 0)
             table = app.query_one("#jobs", DataTable)
-            rows = [table.get_row_at(i) for i in range(table.row_count)]
-            assert sorted(r[2] for r in rows) == [
+            rows = [
+                dict(zip(names, table.get_row_at(i), strict=True)) for i in range(table.row_count)
+            ]
+            assert sorted(r["stage"] for r in rows) == [
                 "dpo",
                 "evaluate dpo",
                 "evaluate kl",
@@ -244,13 +248,14 @@ def test_monitor_lists_jobs_and_plots_the_curves_as_they_grow(run):
                 "report",
             ]
             latest = (run["workdir"] / "experiments/xpm-train-tiny/current").resolve().name
-            assert {(r[0], r[1], r[5], r[6]) for r in rows} == {
+            assert {(r["experiment"], r["run"], r["state"], r["progress"]) for r in rows} == {
                 ("xpm-train-tiny", latest, "done", "100%")
             }
             runs = run_ids(run["workdir"])
             await pilot.press("a")  # every run of the experiment: the first run's jobs too
             await wait_for(pilot, lambda: table.row_count == 7 * len(runs))
-            assert {table.get_row_at(i)[1] for i in range(table.row_count)} == runs
+            run_column = names.index("run")
+            assert {table.get_row_at(i)[run_column] for i in range(table.row_count)} == runs
             await pilot.press("a")
             await wait_for(pilot, lambda: table.row_count == 7)
             key = next(k for k, job in app.jobs.items() if job.stage == "pretrain")

@@ -35,7 +35,7 @@ async def settle(pilot, condition, timeout: float = 30.0) -> None:
         if condition():
             break
         await pilot.pause(0.1)
-    await pilot.pause(0.5)
+    await pilot.pause(1.0)  # column widths follow the rows a refresh later
 
 
 async def experimaestro_views(workdir: Path, out: Path, stem: str) -> list[Path]:

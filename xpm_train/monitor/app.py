@@ -32,14 +32,14 @@ from xpm_train.reporting.plots import job_panels, metric_series
 
 #: Column keys and titles of the jobs table.
 COLUMNS = (
-    ("experiment", "Experiment"),
-    ("run", "Run"),
     ("stage", "Stage"),
     ("point", "Grid point"),
-    ("job", "Job"),
     ("state", "State"),
     ("progress", "Progress"),
     ("description", "Last progress line"),
+    ("experiment", "Experiment"),
+    ("run", "Run"),
+    ("job", "Job"),
 )
 STATE_LABELS = {"done": "done", "running": "running", "error": "failed", "waiting": "waiting"}
 
@@ -136,7 +136,7 @@ class MonitorApp(App[None]):
         else:
             for key, job in jobs.items():
                 for (column, _), value in zip(COLUMNS, self._cells(job), strict=True):
-                    table.update_cell(key, column, value)
+                    table.update_cell(key, column, value, update_width=True)
         self.jobs = jobs
         if not jobs:
             info = f"No xpm-train job in {self.workspace.workdir}"
@@ -150,14 +150,14 @@ class MonitorApp(App[None]):
     def _cells(self, job: JobEntry) -> tuple[str, ...]:
         state = STATE_LABELS.get(job.state, job.state)
         return (
-            job.experiment,
-            job.run,
             job.stage,
             job.point,
-            job.job_id[:8],
             state,
             progress_text(job),
             job.description,
+            job.experiment,
+            job.run,
+            job.job_id[:8],
         )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
