@@ -35,7 +35,8 @@ def test_one_line_per_job_and_a_count_of_reused_jobs(tmp_path):
     )
     assert done, first.stdout[-3000:]
     assert re.search(
-        r"\] evaluation/[0-9a-f]{8}: done: pretrain data: loss [\d.]+, exact match", first.stdout
+        r"\] evaluate pretrain/[0-9a-f]{8}: done: pretrain data: loss [\d.]+, exact match",
+        first.stdout,
     )
     assert "3 jobs: 3 run, 0 reused from earlier runs" in first.stdout
     assert "Submitting job" not in first.stderr and "ended with code" not in first.stderr

@@ -121,3 +121,14 @@ def test_jobs_are_tagged_with_their_stage_and_grid_point_and_tags_stay_their_own
         ("report", ""),
     ]
     assert "conflicting" not in done.stdout + done.stderr
+
+
+def test_the_driver_names_a_job_by_its_stage_and_grid_point():
+    from xpm_train.graph.tags import job_label
+
+    swept = {"stage": "dpo", "pretrain_schedule_lr": "0.01", "dpo_beta": "0.5"}
+    assert job_label(swept, "dpo", "c50f4453" + "0" * 56) == (
+        "dpo/c50f4453 (pretrain_schedule_lr=0.01, dpo_beta=0.5)"
+    )
+    assert job_label({"evaluates": "kl"}, "evaluation", "f4f1546a") == "evaluate kl/f4f1546a"
+    assert job_label({}, "report", "f87da7d5" + "0" * 56) == "report/f87da7d5"

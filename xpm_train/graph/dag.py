@@ -20,7 +20,8 @@ from xpm_train.graph.sections import (
     stage_references,
     unknown_parameter,
 )
-from xpm_train.graph.sweeps import format_value, grid, point_label, substituted, swept_values
+from xpm_train.graph.sweeps import grid, point_label, substituted, swept_values
+from xpm_train.graph.tags import STAGE_TAG, tag_job
 from xpm_train.tasks.checkpoint import Checkpoint
 from xpm_train.validation import Problems
 
@@ -60,21 +61,6 @@ class StageInstance:
     @property
     def kind(self) -> str:
         return type(self.task).registered_name  # type: ignore[attr-defined]
-
-
-#: The tag naming a training job's stage, and an evaluation's: ``stage=dpo``, ``evaluates=dpo``.
-STAGE_TAG, EVALUATES_TAG = "stage", "evaluates"
-
-
-def tag_job(task: Config, role: str, stage: str, point: Mapping[str, Any]) -> None:
-    """Tag a job for the monitors (experimaestro's TUI, ``experimaestro jobs list --tags``,
-    ``xpm-train monitor``): ``role=stage`` (``role``: STAGE_TAG or EVALUATES_TAG) and its
-    grid point, each swept key with ``_`` for ``.`` (``dpo_beta=0.1``: experimaestro's
-    ``--filter`` reads no dot in a tag's name). Tags are not part of the job's identity; an
-    upstream job's tags do not propagate (its outputs are given through ``stop_tags``)."""
-    task.tag(role, stage)
-    for key, value in point.items():
-        task.tag(key.replace(".", "_"), format_value(value))
 
 
 @dataclass

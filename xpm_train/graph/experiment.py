@@ -11,15 +11,10 @@ from experimaestro import stop_tags
 from experimaestro.utils.config import validate_attrs
 
 from xpm_train.data.datasets import TextDataset
-from xpm_train.graph.dag import (
-    EVALUATES_TAG,
-    Materialise,
-    StageGraph,
-    StageInstance,
-    tag_job,
-)
+from xpm_train.graph.dag import Materialise, StageGraph, StageInstance
 from xpm_train.graph.sections import convert_value, parameters
 from xpm_train.graph.sweeps import format_value
+from xpm_train.graph.tags import EVALUATES_TAG, tag_job
 from xpm_train.launchers.config import LauncherBlock, LauncherChoice, LauncherSection
 from xpm_train.tasks.evaluate import Evaluate, HeldOutSplit
 from xpm_train.tasks.report import Report

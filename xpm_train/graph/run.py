@@ -13,6 +13,7 @@ from experimaestro.scheduler.workspace import RunMode
 
 from xpm_train.graph.dag import StageGraph
 from xpm_train.graph.experiment import plan_experiment, stage_launcher, validate_experiment
+from xpm_train.graph.tags import job_label
 from xpm_train.launchers import planned_launchers
 from xpm_train.launchers.config import LauncherBlock, LauncherSection
 from xpm_train.planning.console import ConsoleListener, interrupted, quiet_experimaestro
@@ -101,8 +102,8 @@ def run_experiment(
         if local_token is not None and isinstance(options["launcher"], DirectLauncher):
             task.add_dependencies(local_token.dependency(1))
         output = task.submit(**options)
-        job = task.__xpm__.job
-        console.labels[str(job.identifier)] = f"{name}/{str(job.identifier)[:8]}"
+        job_id = str(task.__xpm__.job.identifier)
+        console.labels[job_id] = job_label(task.tags(), name, job_id)
         return output
 
     planned, _ = plan_experiment(stages, evaluation, title, submit, submit)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xpm_train.graph.dag import EVALUATES_TAG, STAGE_TAG
+from xpm_train.graph.tags import tagged_point, tagged_stage
 
 #: Task ids of this package start with this.
 TASK_PREFIX = "xpm_train."
@@ -50,17 +50,11 @@ class JobEntry:
     def stage(self) -> str:
         """The stage's name in the experiment file, ``evaluate <stage>`` for an evaluation of
         its checkpoint; the kind for jobs without tags (runs before tags were written)."""
-        if STAGE_TAG in self.tags:
-            return self.tags[STAGE_TAG]
-        if EVALUATES_TAG in self.tags:
-            return f"evaluate {self.tags[EVALUATES_TAG]}"
-        return stage_of(self.task_id)
+        return tagged_stage(self.tags) or stage_of(self.task_id)
 
     @property
     def point(self) -> str:
-        """The grid point the job belongs to: ``pretrain_schedule_lr=0.003, dpo_beta=0.1``."""
-        swept = {k: v for k, v in self.tags.items() if k not in (STAGE_TAG, EVALUATES_TAG)}
-        return ", ".join(f"{key}={value}" for key, value in swept.items())
+        return tagged_point(self.tags)
 
     @property
     def key(self) -> str:
