@@ -73,8 +73,6 @@ class ExperimentEntry:
     run: str
     host: str
     status: str
-    latest: bool = True
-    """Whether it is the experiment's latest run"""
     jobs: list[JobEntry] = field(default_factory=list)
 
 
@@ -131,13 +129,13 @@ class Workspace:
                 found = self.provider.get_experiment_runs(name, refresh=refresh)
                 runs = sorted(found, key=lambda run: str(run.run_id), reverse=True) or runs
             for run in runs:
-                entries.append(self._run(run, run.run_id == experiment.run_id, refresh))
+                entries.append(self._run(run, refresh))
         return entries
 
-    def _run(self, run: Any, latest: bool, refresh: bool) -> ExperimentEntry:
+    def _run(self, run: Any, refresh: bool) -> ExperimentEntry:
         name, run_id = run.experiment_id, str(run.run_id)
         status = str(getattr(run.status, "value", run.status)).lower()
-        entry = ExperimentEntry(name, run_id, run.hostname or "", status, latest)
+        entry = ExperimentEntry(name, run_id, run.hostname or "", status)
         jobs = self.provider.get_jobs(name, run_id=run_id, refresh=refresh)
         tags = self.provider.get_tags_map(name, run_id, refresh=refresh)
         entry.jobs = [
