@@ -83,7 +83,22 @@ class FinetuneTask(TrainerTask):
             return
         tokenizer = self.model_and_tokenizer()[1]
         loader = self.data_loader()
-        problems.call("seq_len", lambda: loader.encode(examples(), tokenizer, self.seq_len))
+        key = (
+            data.__xpm__.identifier.all,
+            tokenizer.__xpm__.identifier.all,
+            self.seq_len,
+            loader.__qualname__,
+        )
+        if key not in _LENGTH_CHECKS:
+            checked = Problems()
+            checked.call("seq_len", lambda: loader.encode(examples(), tokenizer, self.seq_len))
+            _LENGTH_CHECKS[key] = checked.found
+        problems.found += _LENGTH_CHECKS[key]
+
+
+#: The problems of each length check done at planning, by (data, tokenizer, seq_len, loader):
+#: the jobs of a sweep share their data, which is then encoded once, not once per job.
+_LENGTH_CHECKS: dict[tuple[bytes, bytes, int, str], list[tuple[str, str]]] = {}
 
 
 class ReferenceTask(FinetuneTask):
