@@ -23,7 +23,7 @@ import yaml
 
 from xpm_train.data.blocks import BlockData
 from xpm_train.data.packing import split_documents
-from xpm_train.graph.sections import parameters
+from xpm_train.graph.parameters import parameters
 from xpm_train.inference.generate import exact_match
 from xpm_train.objectives.language_model import NextTokenPrediction
 from xpm_train.registry import build

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 from experimaestro import Config
 
-from xpm_train.graph.sections import config_type, is_checkpoint, parameters, stage_kinds
+from xpm_train.graph.parameters import config_type, is_checkpoint, parameters
+from xpm_train.graph.sections import stage_kinds
 from xpm_train.registry import component_kind, registered, registered_kinds, type_name
 from xpm_train.tasks.trainer import TrainerTask
 

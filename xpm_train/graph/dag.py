@@ -10,16 +10,8 @@ from typing import Any
 
 from experimaestro import Config, Task
 
-from xpm_train.graph.sections import (
-    KIND,
-    LAUNCHER,
-    build_stage,
-    is_checkpoint,
-    parameters,
-    stage_class,
-    stage_references,
-    unknown_parameter,
-)
+from xpm_train.graph.parameters import is_checkpoint, parameters, unknown_parameter
+from xpm_train.graph.sections import KIND, LAUNCHER, build_stage, stage_class, stage_references
 from xpm_train.graph.sweeps import grid, point_label, substituted, swept_values
 from xpm_train.graph.tags import STAGE_TAG, tag_job
 from xpm_train.tasks.checkpoint import Checkpoint

@@ -12,7 +12,8 @@ from experimaestro.utils.config import validate_attrs
 
 from xpm_train.data.datasets import TextDataset
 from xpm_train.graph.dag import Materialise, StageGraph, StageInstance
-from xpm_train.graph.sections import convert_value, parameters
+from xpm_train.graph.parameters import parameters
+from xpm_train.graph.sections import convert_value
 from xpm_train.graph.sweeps import format_value
 from xpm_train.graph.tags import EVALUATES_TAG, tag_job
 from xpm_train.launchers.config import LauncherBlock, LauncherChoice, LauncherSection
