@@ -96,19 +96,20 @@ def running_attempt(run: Run, workdir: Path, checkpoint: int) -> tuple[Path, str
     return folder, attempts[-1].job_id
 
 
+def job_steps(job_id: str, fields: str) -> list[str]:
+    """sacct's lines (``|``-separated ``fields``) of a SLURM job and its steps."""
+    command = ["sacct", "-n", "-P", "-j", job_id, f"--format={fields}"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
 def test_two_processes_match_one_and_resume_after_sigterm(
     slurm_cluster, cancel_leftovers, one_process, two_processes, tmp_path
 ):
     # Uninterrupted: one SLURM job, one srun step of 2 tasks, the losses of one process.
     two = pretrain_folder(two_processes)
     (attempt,) = sacct_jobs(two, "pretrain")
-    steps = subprocess.run(
-        ["sacct", "-n", "-P", "-j", attempt.job_id, "--format=JobID,NTasks,State"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert f"{attempt.job_id}.0|2|COMPLETED" in steps.splitlines(), steps
+    steps = job_steps(attempt.job_id, "JobID,NTasks,State")
+    assert f"{attempt.job_id}.0|2|COMPLETED" in steps, steps
     log = (two / "pretrain.out").read_text()
     assert "[process 1/2 on " in log and "jax.distributed: process 1 of 2" in log
     assert "mesh data 1 x fsdp 2 x model 1 over 2 device(s) in 2 process(es)" in log
@@ -162,13 +163,8 @@ def test_two_nodes_of_one_task_match_one_node_of_two_tasks(
     folder = pretrain_folder(two_nodes)
     (attempt,) = sacct_jobs(folder, "pretrain")
     assert attempt.state == "COMPLETED" and attempt.partition == "multi", attempt
-    steps = subprocess.run(
-        ["sacct", "-n", "-P", "-j", attempt.job_id, "--format=JobID,NTasks,NNodes,State"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert f"{attempt.job_id}.0|2|2|COMPLETED" in steps.splitlines(), steps
+    steps = job_steps(attempt.job_id, "JobID,NTasks,NNodes,State")
+    assert f"{attempt.job_id}.0|2|2|COMPLETED" in steps, steps
     log = (folder / "pretrain.out").read_text()
     assert "[process 0/2 on " in log and "[process 1/2 on " in log, log[-2000:]
     assert "mesh data 1 x fsdp 2 x model 1 over 2 device(s) in 2 process(es)" in log
