@@ -83,17 +83,18 @@ class FinetuneTask(TrainerTask):
             return
         tokenizer = self.model_and_tokenizer()[1]
         loader = self.data_loader()
-        key = (
-            data.__xpm__.identifier.all,
-            tokenizer.__xpm__.identifier.all,
-            self.seq_len,
-            loader.__qualname__,
-        )
-        if key not in _LENGTH_CHECKS:
+        key = None
+        if hasattr(data, "__xpm__") and hasattr(tokenizer, "__xpm__"):  # planning, not a job
+            identities = (data.__xpm__.identifier.all, tokenizer.__xpm__.identifier.all)
+            key = (*identities, self.seq_len, loader.__qualname__)
+        found = _LENGTH_CHECKS.get(key) if key is not None else None
+        if found is None:
             checked = Problems()
             checked.call("seq_len", lambda: loader.encode(examples(), tokenizer, self.seq_len))
-            _LENGTH_CHECKS[key] = checked.found
-        problems.found += _LENGTH_CHECKS[key]
+            found = checked.found
+            if key is not None:
+                _LENGTH_CHECKS[key] = found
+        problems.found += found
 
 
 #: The problems of each length check done at planning, by (data, tokenizer, seq_len, loader):
