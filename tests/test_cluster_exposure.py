@@ -186,6 +186,13 @@ def _can_hide_usr_sbin() -> bool:
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
+def default_signals() -> None:
+    """As in a terminal: a test run started in the background (``nohup``, ``cmd &`` in a
+    script) ignores SIGINT and SIGHUP, and an ignored signal stays ignored across exec."""
+    for number in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not _can_hide_usr_sbin(), reason="needs root and mount namespaces")
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGHUP", "apt-get fails"])
 def test_the_temporary_policy_rc_d_is_removed_however_start_ends(root_folder: Path, how: str):
@@ -213,6 +220,7 @@ def test_the_temporary_policy_rc_d_is_removed_however_start_ends(root_folder: Pa
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     try:
         end = time.monotonic() + 30
