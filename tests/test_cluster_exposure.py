@@ -186,13 +186,6 @@ def _can_hide_usr_sbin() -> bool:
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
-def default_signals() -> None:
-    """As in a terminal: a test run started in the background (``nohup``, ``cmd &`` in a
-    script) ignores SIGINT and SIGHUP, and an ignored signal stays ignored across exec."""
-    for number in (signal.SIGINT, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-
-
 @pytest.mark.skipif(not _can_hide_usr_sbin(), reason="needs root and mount namespaces")
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGHUP", "apt-get fails"])
 def test_the_temporary_policy_rc_d_is_removed_however_start_ends(root_folder: Path, how: str):
@@ -211,6 +204,9 @@ def test_the_temporary_policy_rc_d_is_removed_however_start_ends(root_folder: Pa
     policy = sbin / "policy-rc.d"
     process = subprocess.Popen(
         [
+            # as in a terminal: a test run started in the background (nohup, `cmd &` in a
+            # script) ignores SIGINT and SIGHUP, and what is ignored stays ignored across exec
+            *("env", "--default-signal=INT,HUP"),
             *("unshare", "--mount", "--propagation", "private"),
             *("sh", "-c", 'mount --bind "$0" /usr/sbin && exec "$@"', str(sbin)),
             *(str(START), str(root_folder / "cluster")),
@@ -220,7 +216,6 @@ def test_the_temporary_policy_rc_d_is_removed_however_start_ends(root_folder: Pa
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        preexec_fn=default_signals,
     )
     try:
         end = time.monotonic() + 30
