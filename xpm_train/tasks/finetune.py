@@ -75,26 +75,23 @@ class FinetuneTask(TrainerTask):
     def validate_lengths(self, problems: Problems, examples: Callable[[], list[Any]]) -> None:
         """Examples longer than ``seq_len`` tokens, found at planning: ``examples()`` (the
         training data's examples, read at planning when small enough) encoded as the job
-        would encode them."""
+        would encode them, once per (data, tokenizer, seq_len, loader): a sweep's jobs share
+        their data. A job skips it: its components are instances, and it encodes its data
+        anyway (with the same error)."""
         data = self.training_data()
-        if problems.found or (
-            isinstance(data, LocalFiles) and not readable_at_planning(*data.data_files())
-        ):
-            return
         tokenizer = self.model_and_tokenizer()[1]
+        if problems.found or not (hasattr(data, "__xpm__") and hasattr(tokenizer, "__xpm__")):
+            return
+        if isinstance(data, LocalFiles) and not readable_at_planning(*data.data_files()):
+            return
         loader = self.data_loader()
-        key = None
-        if hasattr(data, "__xpm__") and hasattr(tokenizer, "__xpm__"):  # planning, not a job
-            identities = (data.__xpm__.identifier.all, tokenizer.__xpm__.identifier.all)
-            key = (*identities, self.seq_len, loader.__qualname__)
-        found = _LENGTH_CHECKS.get(key) if key is not None else None
-        if found is None:
+        identities = (data.__xpm__.identifier.all, tokenizer.__xpm__.identifier.all)
+        key = (*identities, self.seq_len, loader.__qualname__)
+        if key not in _LENGTH_CHECKS:
             checked = Problems()
             checked.call("seq_len", lambda: loader.encode(examples(), tokenizer, self.seq_len))
-            found = checked.found
-            if key is not None:
-                _LENGTH_CHECKS[key] = found
-        problems.found += found
+            _LENGTH_CHECKS[key] = checked.found
+        problems.found += _LENGTH_CHECKS[key]
 
 
 #: The problems of each length check done at planning, by (data, tokenizer, seq_len, loader):
